@@ -1,0 +1,17 @@
+"""Errors raised by the engine package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ModelFileError(Exception):
+    """A model file is missing, unreadable, truncated, or not a network this engine can run.
+
+    The message names the file and says what was expected.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

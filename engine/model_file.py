@@ -1,0 +1,213 @@
+"""Reading model files: fp32 ``state_dict`` s, pytorch-alpha-zero's dynamic-int8 ``state_dict`` s, and
+TorchScript int8 archives with metadata; and :func:`load_model`, which picks the evaluator.
+
+Plain tensors are read with ``torch.load(..., weights_only=True)``: nothing untrusted is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import BACKENDS, quantization
+from .errors import ModelFileError
+from .evaluators import ModelInfo, TorchEvaluator, set_torch_threads
+from .network import AlphaZeroNet, architecture_of
+
+log = logging.getLogger(__name__)
+
+EXPECTED = "an azengine / pytorch-alpha-zero AlphaZeroNet model (.pt state_dict or TorchScript archive)"
+
+
+@dataclass
+class WeightsFile:
+    """A model file read from disk: what kind it is and its contents (not yet an evaluator)."""
+
+    path: Path
+    kind: str  # "fp32" | "dynamic-int8" | "static-int8"
+    blocks: int
+    filters: int
+    state_dict: Mapping[str, Any] | None = None  # state_dict files
+    module: torch.jit.ScriptModule | None = None  # TorchScript archives
+    metadata: dict[str, Any] | None = None
+
+    def info(self, kind: str | None = None) -> ModelInfo:
+        """A :class:`ModelInfo` for this file, optionally for an evaluator of another kind."""
+        return ModelInfo(str(self.path), kind or self.kind, self.blocks, self.filters, dict(self.metadata or {}))
+
+
+def _sidecar_metadata(path: Path) -> dict[str, Any]:
+    """Metadata from ``<file>.json`` beside a state_dict file (the bundled model's model card), if any."""
+    card = path.with_name(path.name + ".json")
+    if card.is_file():
+        try:
+            return dict(json.loads(card.read_text()))
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable model card %s: %s", card, exc)
+    return {}
+
+
+def _is_torchscript(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names)
+
+
+def _read_archive(path: Path) -> WeightsFile:
+    extra = {quantization.METADATA_FILE: ""}
+    with quantization.quiet():
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    try:
+        metadata = json.loads(extra[quantization.METADATA_FILE] or "{}")
+    except ValueError as exc:
+        raise ModelFileError(path, f"archive metadata is not JSON ({exc})") from exc
+    kind = metadata.get("kind")
+    if kind not in ("fp32", "dynamic-int8", "static-int8"):
+        raise ModelFileError(path, f"TorchScript archive without azengine metadata; expected {EXPECTED}")
+    engine = metadata.get("qengine")
+    if engine:
+        try:
+            quantization.set_qengine(engine)
+        except ValueError as exc:
+            raise ModelFileError(path, str(exc)) from exc
+    module.eval()
+    return WeightsFile(path, kind, int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
+                       module=module, metadata=metadata)
+
+
+def _read_state_dict(path: Path) -> WeightsFile:
+    try:
+        with quantization.quiet():
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError / UnpicklingError / EOFError for bad files
+        raise ModelFileError(path, f"cannot be read as a model file ({_first_line(exc)}); expected {EXPECTED}") from exc
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj):
+        raise ModelFileError(path, f"holds a {type(obj).__name__}, not a state_dict; expected {EXPECTED}")
+    try:
+        blocks, filters = architecture_of(obj)
+    except KeyError:
+        raise ModelFileError(path, f"has no 'convBlock1.conv1.weight' tensor; expected {EXPECTED}") from None
+    except ValueError as exc:
+        raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
+    quantized = any("_packed_params" in k for k in obj)
+    kind = "dynamic-int8" if quantized else "fp32"
+    return WeightsFile(path, kind, blocks, filters, state_dict=obj, metadata=_sidecar_metadata(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_weights(path: str | Path) -> WeightsFile:
+    """Read and recognise a model file; :class:`ModelFileError` says what is wrong with a bad one."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, f"no such file; expected {EXPECTED}")
+    if not path.is_file():
+        raise ModelFileError(path, f"is not a regular file; expected {EXPECTED}")
+    if path.stat().st_size == 0:
+        raise ModelFileError(path, f"file is empty; expected {EXPECTED}")
+    try:
+        archive = zipfile.is_zipfile(path) and _is_torchscript(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileError(path, f"truncated or damaged archive ({exc}); expected {EXPECTED}") from exc
+    if archive:
+        try:
+            return _read_archive(path)
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise ModelFileError(path, f"damaged TorchScript archive ({_first_line(exc)})") from exc
+    return _read_state_dict(path)
+
+
+def build_network(weights: WeightsFile) -> AlphaZeroNet:
+    """The fp32 :class:`AlphaZeroNet` of an fp32 state_dict file (strict key and shape check)."""
+    if weights.state_dict is None or weights.kind != "fp32":
+        raise ModelFileError(weights.path, f"is a {weights.kind} file; an fp32 state_dict was expected")
+    net = AlphaZeroNet(weights.blocks, weights.filters)
+    try:
+        net.load_state_dict(weights.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(weights.path, f"tensors do not fit a {weights.blocks}x{weights.filters} "
+                                           f"AlphaZeroNet ({_first_line(exc)})") from None
+    return net.eval()
+
+
+def _dynamic_state_dict_module(weights: WeightsFile) -> nn.Module:
+    """pytorch-alpha-zero's dynamic-quantized state_dict loaded into a dynamic-quantized network."""
+    module = quantization.quantize_dynamic_linear(AlphaZeroNet(weights.blocks, weights.filters))
+    try:
+        module.load_state_dict(weights.state_dict, strict=True)  # type: ignore[arg-type]
+    except (RuntimeError, KeyError) as exc:
+        raise ModelFileError(weights.path, f"dynamic-int8 tensors do not fit a {weights.blocks}x"
+                                           f"{weights.filters} AlphaZeroNet ({_first_line(exc)})") from None
+    return module.eval()
+
+
+def sibling_path(path: str | Path, kind: str) -> Path:
+    """Where ``azengine quantize`` puts the int8 version of an fp32 file: ``<stem>_<type>_quantized.pt``."""
+    path = Path(path)
+    short = {"dynamic-int8": "dynamic", "static-int8": "static"}[kind]
+    return path.with_name(f"{path.stem}_{short}_quantized{path.suffix or '.pt'}")
+
+
+def fp32_module(net: AlphaZeroNet) -> nn.Module:
+    """The fastest fp32 form measured here: BatchNorm folded into the convolutions, TorchScript-frozen."""
+    folded = quantization.fold_batchnorm(net)
+    with quantization.quiet(), torch.inference_mode():
+        traced = torch.jit.trace(folded, torch.zeros(2, 16, 8, 8), check_trace=False)
+        return torch.jit.freeze(traced.eval())
+
+
+def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> TorchEvaluator:
+    """Load a model file and return an evaluator of the requested ``backend``.
+
+    ``backend``: ``auto`` (what the file is), ``fp32``, ``dynamic-int8`` or ``static-int8``. An int8
+    backend asked of an fp32 file uses the sibling ``<stem>_<type>_quantized.pt`` when it exists, else
+    quantizes in memory (static: calibrated on the built-in positions) and says so in ``info.notes``.
+    Raises :class:`ModelFileError` for a bad file or an impossible request (fp32 of an int8-only file).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    set_torch_threads(threads)
+    weights = read_weights(path)
+    if backend == "auto":
+        backend = weights.kind
+    if weights.kind != "fp32" and backend != weights.kind:
+        raise ModelFileError(weights.path, f"is a {weights.kind} model and cannot run as {backend}; "
+                                           f"load its fp32 file for that")
+    if weights.kind != "fp32":
+        module = weights.module if weights.module is not None else _dynamic_state_dict_module(weights)
+        return TorchEvaluator(module, backend, weights.info(), threads)
+
+    if backend != "fp32":
+        sibling = sibling_path(weights.path, backend)
+        if sibling.is_file():
+            evaluator = load_model(sibling, backend, threads)
+            evaluator.info.notes.append(f"using {sibling.name}, the {backend} version of {weights.path.name}")
+            return evaluator
+    net = build_network(weights)
+    info = weights.info(backend)
+    if backend == "fp32":
+        module = fp32_module(net)
+    elif backend == "dynamic-int8":
+        module = quantization.quantize_dynamic_linear(net)
+        info.notes.append("dynamic-int8 quantized in memory (Linear layers int8, convolutions fp32)")
+    else:
+        from .calibration import builtin_calibration_planes
+
+        planes = builtin_calibration_planes()
+        module = quantization.to_torchscript(quantization.quantize_static(net, [planes]))
+        info.notes.append(f"static-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
+                          f"run 'azengine quantize' to save it")
+    return TorchEvaluator(module, backend, info, threads)

@@ -1,0 +1,121 @@
+"""Model-level int8 transforms: dynamic quantization, static (FX graph mode) quantization, archives.
+
+These work on an :class:`~engine.network.AlphaZeroNet` in memory. The ``azengine quantize`` tool
+(package ``quantize``) adds calibration data sources, the accuracy report and the command line.
+
+torch 2.13 marks ``torch.ao.quantization`` and ``torch.jit`` deprecated; their warnings are
+silenced here (they would otherwise reach a GUI through stderr on every load).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .network import INPUT_PLANES, AlphaZeroNet
+
+METADATA_FILE = "azengine.json"
+ARCHIVE_FORMAT_VERSION = 1
+DEFAULT_QENGINE = "x86"
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        for category in (DeprecationWarning, FutureWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def quiet() -> _Quiet:
+    """Context manager hiding torch's deprecation and user warnings for quantization and TorchScript."""
+    return _Quiet()
+
+
+def set_qengine(name: str) -> None:
+    """Select the quantized kernel library (x86, fbgemm, onednn, qnnpack); ValueError if not built."""
+    if name not in torch.backends.quantized.supported_engines:
+        raise ValueError(
+            f"quantized engine {name!r} is not available; this torch has "
+            f"{', '.join(torch.backends.quantized.supported_engines)}"
+        )
+    torch.backends.quantized.engine = name
+
+
+def fold_batchnorm(net: AlphaZeroNet) -> nn.Module:
+    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it."""
+    from torch.ao.quantization import fuse_modules
+
+    folded = copy.deepcopy(net).eval()
+    groups = [["convBlock1.conv1", "convBlock1.bn1"]]
+    for i in range(len(folded.residualBlocks)):
+        groups += [[f"residualBlocks.{i}.conv1", f"residualBlocks.{i}.bn1"],
+                   [f"residualBlocks.{i}.conv2", f"residualBlocks.{i}.bn2"]]
+    groups += [["valueHead.conv1", "valueHead.bn1"], ["policyHead.conv1", "policyHead.bn1"]]
+    with quiet():
+        return fuse_modules(folded, groups, inplace=False)
+
+
+def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
+    """Dynamic int8: int8 weights for the Linear layers (the heads' fc layers); convolutions stay fp32."""
+    with quiet():
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(net).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def quantize_static(
+    net: AlphaZeroNet,
+    calibration_batches: Iterable[np.ndarray],
+    qengine: str = DEFAULT_QENGINE,
+    progress: Callable[[int], None] | None = None,
+) -> nn.Module:
+    """Static int8 via FX graph mode: conv+bn+relu fused, per-channel int8 weights, int8 skip additions.
+
+    ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at inference;
+    observers record their activation ranges. ``progress`` is called with each batch's size.
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    set_qengine(qengine)
+    example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
+    with quiet():
+        prepared = prepare_fx(copy.deepcopy(net).eval(), get_default_qconfig_mapping(qengine), example)
+        seen = 0
+        with torch.inference_mode():
+            for batch in calibration_batches:
+                prepared(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+                seen += len(batch)
+                if progress is not None:
+                    progress(len(batch))
+        if seen == 0:
+            raise ValueError("static quantization needs at least one calibration position")
+        return convert_fx(prepared)
+
+
+def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:
+    """Trace ``module`` (planes -> (logits, values)) into a frozen TorchScript module."""
+    example = torch.zeros(2, INPUT_PLANES, 8, 8)
+    with quiet(), torch.inference_mode():
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
+    return traced
+
+
+def archive_bytes(module: nn.Module, metadata: dict[str, Any]) -> bytes:
+    """Serialise ``module`` as a TorchScript archive with ``metadata`` as its extra JSON file."""
+    scripted = to_torchscript(module)
+    meta = {"format_version": ARCHIVE_FORMAT_VERSION, "torch_version": torch.__version__, **metadata}
+    buffer = io.BytesIO()
+    with quiet():
+        torch.jit.save(scripted, buffer, _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
+    return buffer.getvalue()

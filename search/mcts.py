@@ -1,0 +1,358 @@
+"""The search driver: runs the Cython tree with batched, pipelined network calls.
+
+``Searcher.search(board, limits, on_info)`` blocks until a limit is reached or ``stop()`` is called
+from another thread, and returns a :class:`~search.types.SearchResult`. While the evaluator runs a
+batch on a worker thread (torch releases the GIL), the next batch is gathered, so tree work and
+network work overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import chess
+import numpy as np
+
+from engine.encoding import PLANE_OF_MOVE, _bitboard_row, bitboards_to_planes
+from engine.interface import Evaluator
+
+from . import _mcts
+from .timeman import time_budget_ms
+from .types import Limits, MoveStats, PvLine, Score, SearchInfo, SearchParams, SearchResult, wdl_from_q
+
+log = logging.getLogger(__name__)
+
+_mcts._init_tables(PLANE_OF_MOVE)
+
+#: Bytes of tree memory per expanded node with its edges, for a typical middlegame (~35 moves).
+NODE_BYTES = _mcts.NODE_BYTES
+EDGE_BYTES = _mcts.EDGE_BYTES
+INFO_INTERVAL_S = 1.0
+MAX_TREE_DEPTH = 500
+
+
+def position_key(board: chess.Board) -> int:
+    """The key the tree uses for transpositions and repetitions (pieces, side, castling, e.p.)."""
+    return hash(board._transposition_key())
+
+
+def _history_keys(board: chess.Board) -> list[int]:
+    """Keys of the positions before ``board`` since the last capture or pawn move."""
+    keys = []
+    replay = board.copy()
+    for _ in range(min(board.halfmove_clock, len(board.move_stack))):
+        replay.pop()
+        keys.append(position_key(replay))
+    return keys[::-1]
+
+
+class Searcher:
+    """PUCT tree search over one evaluator; keeps its tree between moves of a game for reuse."""
+
+    def __init__(self, evaluator: Evaluator, params: SearchParams | None = None) -> None:
+        self.evaluator = evaluator
+        self.params = params or SearchParams()
+        self.tree = _mcts.Tree()
+        self.runner = _mcts.BatchRunner(self.tree, chess.Board(), self.params.nn_cache_size, _bitboard_row)
+        self._batches = [_mcts.Batch(max(1, self.params.minibatch_size)) for _ in range(2)]
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluator")
+        self._stop = threading.Event()
+        self._ponderhit = threading.Event()
+        self._in_flight: Future | None = None
+        self._root_board: chess.Board | None = None
+        self._rng = random.Random(self.params.seed)
+        self.reused_visits = 0
+
+    # ----- control from other threads -------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the running search to finish now; ``search`` returns its result promptly."""
+        self._stop.set()
+
+    def ponderhit(self) -> None:
+        """The opponent played the pondered move: the ponder search becomes a normal timed one."""
+        self._ponderhit.set()
+
+    # ----- configuration ---------------------------------------------------------------------
+
+    def set_evaluator(self, evaluator: Evaluator) -> None:
+        """Use another network; the tree and the cache are cleared."""
+        self.evaluator = evaluator
+        self.new_game()
+
+    def new_game(self) -> None:
+        """Forget the tree and the evaluation cache."""
+        self._drain()
+        self.tree.reset()
+        self.runner.cache.clear()
+        self._root_board = None
+
+    def apply_params(self) -> None:
+        """Push ``self.params`` into the tree (after options changed)."""
+        p, t = self.params, self.tree
+        t.cpuct, t.cpuct_base, t.cpuct_factor = p.cpuct, p.cpuct_base, p.cpuct_factor
+        t.fpu_reduction, t.fpu_reduction_root = p.fpu_value, p.fpu_value_at_root
+        t.max_bytes = p.ram_limit_mb * 1024 * 1024 if p.ram_limit_mb > 0 else 1 << 40
+        self.runner.cache_size = p.nn_cache_size
+        while len(self.runner.cache) > p.nn_cache_size:
+            del self.runner.cache[next(iter(self.runner.cache))]
+        if self._batches[0].capacity != max(1, p.minibatch_size):
+            self._batches = [_mcts.Batch(max(1, p.minibatch_size)) for _ in range(2)]
+        self._rng = random.Random(p.seed)
+
+    def close(self) -> None:
+        """Stop the evaluator thread."""
+        self._drain()
+        self._executor.shutdown(wait=True)
+
+    # ----- the search -----------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        if self._in_flight is not None:
+            try:
+                self._in_flight.result()
+            except Exception:  # the result is discarded anyway
+                log.debug("discarded evaluation failed", exc_info=True)
+            self._in_flight = None
+
+    def _prepare_root(self, board: chess.Board) -> None:
+        """Reuse the subtree of ``board`` when it follows from the previous root, else start afresh."""
+        self.reused_visits = 0
+        old = self._root_board
+        node = -1
+        if old is not None and board.move_stack[: len(old.move_stack)] == old.move_stack \
+                and board.root() == old.root():
+            node = 0
+            for move in board.move_stack[len(old.move_stack):]:
+                node = self.tree.child_of(node, _mcts.encode_move(move))
+                if node < 0:
+                    break
+        if node >= 0 and self.tree.node_stats(node)[3] == 2:  # EXPANDED
+            self.reused_visits = self.tree.reroot(node)
+        else:
+            self.tree.reset()
+        self._root_board = board.copy()
+        self.runner.set_board(self._root_board.copy())
+        self.tree.set_root_key(position_key(board))
+        self.tree.set_history(_history_keys(board))
+
+    def _evaluate_batch(self, bitboards: np.ndarray, black: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        planes = bitboards_to_planes(bitboards, black)
+        return self.evaluator.evaluate(planes)
+
+    def _apply(self, batch: _mcts.Batch, future: Future) -> None:
+        logits, values = future.result()
+        self.runner.apply(batch, np.ascontiguousarray(logits, dtype=np.float32),
+                          np.ascontiguousarray(values, dtype=np.float32))
+
+    def _expand_root(self) -> None:
+        """Evaluate the root synchronously if it is not expanded yet."""
+        if self.tree.node_stats(0)[3] == 2:
+            return
+        batch = self._batches[0]
+        count, bitboards, black = self.runner.gather(batch, 1, MAX_TREE_DEPTH, 1)
+        if count:
+            logits, values = self._evaluate_batch(bitboards, black)
+            self.runner.apply(batch, np.ascontiguousarray(logits, dtype=np.float32),
+                              np.ascontiguousarray(values, dtype=np.float32))
+
+    def _mark_root_mates(self, board: chess.Board) -> None:
+        for move in board.legal_moves:
+            board.push(move)
+            mate = board.is_checkmate()
+            board.pop()
+            if mate:
+                self.tree.mark_mated(_mcts.encode_move(move))
+
+    def search(self, board: chess.Board, limits: Limits,
+               on_info: Callable[[SearchInfo], None] | None = None) -> SearchResult:
+        """Search ``board`` (with its move stack: repetitions, tree reuse) until ``limits`` or ``stop()``."""
+        start = time.monotonic()
+        self._stop.clear()
+        self._ponderhit.clear()
+        self._drain()
+        self.apply_params()
+        legal = list(board.legal_moves)
+        if not legal:
+            info = SearchInfo(0, 0, 0, 0, 0, 0, [], [])
+            return SearchResult(None, None, info, stopped_by="no legal move")
+        self._prepare_root(board)
+        playouts_before = self.runner.playouts
+        depth_before = self.runner.sum_depth
+        self.runner.max_depth_seen = 0
+        self._expand_root()
+        self._mark_root_mates(board.copy(stack=False))
+        allowed = {_mcts.encode_move(m) for m in limits.searchmoves if m in legal} or None
+        self.tree.set_excluded(allowed)
+
+        budget_ms = None if limits.ponder else time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
+        timer_start = start
+        want_nodes = limits.nodes
+        stopped_by = ""
+        batches = self._batches
+        pending: tuple[_mcts.Batch, Future] | None = None
+        which = 0
+        last_info = start
+        tree_full = False
+
+        def searched() -> int:
+            return self.runner.playouts - playouts_before
+
+        while True:
+            now = time.monotonic()
+            if self._ponderhit.is_set() and limits.ponder:
+                limits.ponder = False
+                self._ponderhit.clear()
+                timer_start = now
+                budget_ms = time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
+            stopped_by = self._should_stop(limits, now, timer_start, budget_ms, searched(),
+                                           depth_before, len(legal), allowed)
+            if stopped_by:
+                break
+            room = self.params.minibatch_size
+            if want_nodes is not None:
+                in_flight = pending[0].count if pending else 0
+                room = min(room, want_nodes - searched() - in_flight)
+            batch = batches[which]
+            count, bitboards, black = 0, None, None
+            if room > 0:
+                count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH,
+                                                             self.params.max_collisions)
+            future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
+            if pending is not None:
+                self._apply(*pending)
+                pending = None
+            if future is not None:
+                pending = (batch, future)
+                which ^= 1
+            elif count == 0 and room > 0 and self.tree.full:
+                tree_full = True
+                stopped_by = "tree memory limit (RamLimitMb)"
+                break
+            if on_info is not None and now - last_info >= INFO_INTERVAL_S:
+                last_info = now
+                on_info(self._info(start, searched(), depth_before))
+        if pending is not None:
+            batch, future = pending
+            if future.done() or want_nodes is not None and not self._stop.is_set():
+                self._apply(batch, future)
+            else:
+                self.runner.cancel(batch)
+                self._in_flight = future
+        info = self._info(start, searched(), depth_before)
+        best, ponder = self._choose_move(board, info)
+        return SearchResult(best, ponder, info, tree_full=tree_full or self.tree.full, stopped_by=stopped_by)
+
+    def _should_stop(self, limits: Limits, now: float, timer_start: float, budget_ms: float | None,
+                     searched: int, depth_before: int, num_legal: int, allowed: set[int] | None) -> str:
+        """Why the search should stop now, or '' to go on."""
+        if self._stop.is_set():
+            return "stop"
+        if limits.ponder or limits.infinite:
+            return ""
+        if limits.nodes is not None and searched >= limits.nodes:
+            return "nodes"
+        if limits.depth is not None and searched > 0 \
+                and (self.runner.sum_depth - depth_before) / searched >= limits.depth:
+            return "depth"
+        root_mate = self.tree.node_stats(0)[2]
+        if root_mate > 0 and allowed is None:
+            if limits.mate is None or root_mate // 2 <= limits.mate:
+                return "mate found"
+        if budget_ms is None:
+            return ""
+        elapsed_ms = (now - timer_start) * 1000.0
+        if elapsed_ms >= budget_ms:
+            return "time"
+        if num_legal == 1 and allowed is None:
+            return "only move"
+        if self.params.smart_pruning_factor > 0 and searched > 0 and elapsed_ms > 0:
+            nps = searched / (elapsed_ms / 1000.0)
+            remaining = (budget_ms - elapsed_ms) / 1000.0 * nps / self.params.smart_pruning_factor
+            visits = sorted((e[1] for e in self.tree.root_edges()), reverse=True)
+            if len(visits) >= 2 and visits[0] - visits[1] > remaining:
+                return "smart pruning"
+        return ""
+
+    # ----- results ---------------------------------------------------------------------------
+
+    def _edge_q(self, visits: int, value_sum: float) -> float | None:
+        return value_sum / visits if visits > 0 else None
+
+    def _ranked_root(self) -> list[tuple]:
+        """Root edges best first: proven wins (shortest), then visits, then Q; proven losses last."""
+
+        def rank(edge: tuple) -> tuple:
+            code, n, w, prior, mate = edge
+            if mate < 0:  # the child is mated: we win in -mate plies
+                return (2, mate, 0, 0.0)
+            if mate > 0:  # the child mates: we lose; prefer the longest loss
+                return (0, mate, n, 0.0)
+            return (1, n, w / n if n else -2.0, prior)
+
+        return sorted(self.tree.root_edges(), key=rank, reverse=True)
+
+    def _pv(self, first_code: int) -> list[chess.Move]:
+        moves = [_mcts.decode_move(first_code)]
+        node = self.tree.child_of(0, first_code)
+        while node >= 0 and len(moves) < 64:
+            code, node = self.tree.best_child_move(node)
+            if code < 0:
+                break
+            moves.append(_mcts.decode_move(code))
+        return moves
+
+    def _line(self, rank: int, edge: tuple) -> PvLine:
+        code, n, w, prior, mate = edge
+        q = w / n if n else 0.0
+        if mate < 0:
+            score = Score.from_mate_plies(-mate)
+            q = 1.0
+        elif mate > 0:
+            score = Score.from_mate_plies(-mate)
+            q = -1.0
+        else:
+            score = Score.from_q(q)
+        return PvLine(rank, score, q, wdl_from_q(q), self._pv(code), n)
+
+    def _info(self, start: float, searched: int, depth_before: int) -> SearchInfo:
+        elapsed = max(1e-6, time.monotonic() - start)
+        ranked = self._ranked_root()
+        lines = [self._line(i + 1, e) for i, e in enumerate(ranked[: max(1, self.params.multipv)])]
+        stats = [MoveStats(_mcts.decode_move(c), n, p, w / n if n else None, m) for c, n, w, p, m in ranked]
+        avg_depth = (self.runner.sum_depth - depth_before) / searched if searched else 0
+        nodes = self.tree.node_stats(0)[0]
+        max_bytes = self.tree.max_bytes if self.params.ram_limit_mb > 0 else None
+        hashfull = int(1000 * self.tree.memory_bytes() / max_bytes) if max_bytes else 0
+        return SearchInfo(
+            depth=max(1, math.ceil(avg_depth)), seldepth=max(1, self.runner.max_depth_seen),
+            time_ms=int(elapsed * 1000), nodes=nodes, nps=int(searched / elapsed),
+            hashfull=min(1000, hashfull), lines=lines, stats=stats,
+        )
+
+    def _choose_move(self, board: chess.Board, info: SearchInfo) -> tuple[chess.Move | None, chess.Move | None]:
+        if not info.lines:
+            return None, None
+        best_line = info.lines[0]
+        best = best_line.pv[0]
+        p = self.params
+        if p.temperature > 0 and board.fullmove_number <= p.temp_cutoff_move and best_line.score.mate is None:
+            candidates = [s for s in info.stats if s.visits > 0 and s.mate_plies >= 0]
+            if candidates:
+                weights = [s.visits ** (1.0 / p.temperature) for s in candidates]
+                best = self._rng.choices([s.move for s in candidates], weights)[0]
+        ponder = None
+        if best == best_line.pv[0] and len(best_line.pv) > 1:
+            ponder = best_line.pv[1]
+        else:
+            child = self.tree.child_of(0, _mcts.encode_move(best))
+            if child >= 0:
+                code, _ = self.tree.best_child_move(child)
+                ponder = _mcts.decode_move(code) if code >= 0 else None
+        return best, ponder

@@ -1,0 +1,142 @@
+"""Small value objects of the search: limits, parameters, scores, lines and results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import chess
+
+#: Q -> centipawns: ``cp = CP_SCALE * tan(CP_SLOPE * q)`` (the curve lc0 used for its "cp" score),
+#: so q = 0.5 is about +107 cp and q = 0.9 about +580 cp. Clamped to +-CP_LIMIT.
+CP_SCALE = 90.0
+CP_SLOPE = 1.5637541897
+CP_LIMIT = 12_000
+
+#: Share of the undecided probability mass (1 - |q|) that the WDL model calls a draw.
+WDL_DRAW_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Score:
+    """A score from the side to move's view: centipawns, or mate in ``mate`` moves (negative: mated)."""
+
+    cp: int | None = None
+    mate: int | None = None
+
+    @classmethod
+    def from_q(cls, q: float) -> Score:
+        """Centipawns from an expected score q in [-1, 1] (see :data:`CP_SCALE`)."""
+        q = max(-0.999999, min(0.999999, q))
+        cp = CP_SCALE * math.tan(CP_SLOPE * q)
+        return cls(cp=int(round(max(-CP_LIMIT, min(CP_LIMIT, cp)))))
+
+    @classmethod
+    def from_mate_plies(cls, plies: int) -> Score:
+        """A proven result: ``plies`` > 0 we mate in that many plies, < 0 we are mated."""
+        moves = (abs(plies) + 1) // 2
+        return cls(mate=moves if plies > 0 else -moves)
+
+    def uci(self) -> str:
+        """``cp N`` or ``mate N`` as in a UCI ``info`` line."""
+        return f"mate {self.mate}" if self.mate is not None else f"cp {self.cp}"
+
+
+def wdl_from_q(q: float) -> tuple[int, int, int]:
+    """Win/draw/loss per mille from q: the draw share is :data:`WDL_DRAW_SHARE` of ``1 - |q|``."""
+    q = max(-1.0, min(1.0, q))
+    draw = WDL_DRAW_SHARE * (1.0 - abs(q))
+    win = (1.0 + q - draw) / 2.0
+    w, d = round(win * 1000), round(draw * 1000)
+    return w, d, 1000 - w - d
+
+
+@dataclass
+class Limits:
+    """What ``go`` asked for; all times in milliseconds, None when not given."""
+
+    wtime: int | None = None
+    btime: int | None = None
+    winc: int | None = None
+    binc: int | None = None
+    movestogo: int | None = None
+    movetime: int | None = None
+    nodes: int | None = None
+    depth: int | None = None
+    mate: int | None = None
+    infinite: bool = False
+    ponder: bool = False
+    searchmoves: list[chess.Move] = field(default_factory=list)
+
+    def is_timed(self) -> bool:
+        """True when the search ends on a clock (movetime or a game clock), not on nodes/depth/stop."""
+        return self.movetime is not None or self.wtime is not None or self.btime is not None
+
+
+@dataclass
+class SearchParams:
+    """Tunable search settings (the UCI options table documents each)."""
+
+    cpuct: float = 1.745
+    cpuct_base: float = 38739.0
+    cpuct_factor: float = 3.894
+    fpu_value: float = 0.33
+    fpu_value_at_root: float = 0.33
+    minibatch_size: int = 32
+    max_collisions: int = 16
+    nn_cache_size: int = 200_000
+    ram_limit_mb: int = 0
+    smart_pruning_factor: float = 1.33
+    move_overhead_ms: int = 100
+    multipv: int = 1
+    temperature: float = 0.0
+    temp_cutoff_move: int = 8
+    seed: int = 0
+
+
+@dataclass
+class MoveStats:
+    """Statistics of one root move (``VerboseMoveStats``)."""
+
+    move: chess.Move
+    visits: int
+    prior: float
+    q: float | None
+    mate_plies: int = 0
+
+
+@dataclass
+class PvLine:
+    """One line of analysis: its rank, score, WDL and principal variation."""
+
+    multipv: int
+    score: Score
+    q: float
+    wdl: tuple[int, int, int]
+    pv: list[chess.Move]
+    visits: int
+
+
+@dataclass
+class SearchInfo:
+    """A progress report (also the final one) of a running search."""
+
+    depth: int
+    seldepth: int
+    time_ms: int
+    nodes: int
+    nps: int
+    hashfull: int
+    lines: list[PvLine]
+    stats: list[MoveStats]
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search: the move to play, the move to ponder on and the final info."""
+
+    best_move: chess.Move | None
+    ponder_move: chess.Move | None
+    info: SearchInfo
+    tree_full: bool = False
+    stopped_by: str = ""
