@@ -79,6 +79,11 @@ def _read_archive(path: Path) -> WeightsFile:
         except ValueError as exc:
             raise ModelFileError(path, str(exc)) from exc
     module.eval()
+    with torch.inference_mode():  # one probe: an archive of some other module must not pass as a network
+        out = module(torch.zeros(1, 16, 8, 8))
+    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608) and out[1].numel() == 1):
+        raise ModelFileError(path, f"TorchScript archive does not map planes (1, 16, 8, 8) to (logits (1, 4608), "
+                                   f"value); expected {EXPECTED}")
     return WeightsFile(path, kind, int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
                        module=module, metadata=metadata)
 
@@ -105,6 +110,12 @@ def _read_state_dict(path: Path) -> WeightsFile:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _summary(exc: BaseException) -> str:
+    """The first two lines of ``load_state_dict``'s error (its first line alone names no key)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(exc).__name__
 
 
 def read_weights(path: str | Path) -> WeightsFile:
@@ -139,18 +150,26 @@ def build_network(weights: WeightsFile) -> AlphaZeroNet:
         net.load_state_dict(weights.state_dict, strict=True)
     except RuntimeError as exc:
         raise ModelFileError(weights.path, f"tensors do not fit a {weights.blocks}x{weights.filters} "
-                                           f"AlphaZeroNet ({_first_line(exc)})") from None
+                                           f"AlphaZeroNet ({_summary(exc)})") from None
     return net.eval()
 
 
 def _dynamic_state_dict_module(weights: WeightsFile) -> nn.Module:
     """pytorch-alpha-zero's dynamic-quantized state_dict loaded into a dynamic-quantized network."""
-    module = quantization.quantize_dynamic_linear(AlphaZeroNet(weights.blocks, weights.filters))
+    reference = AlphaZeroNet(weights.blocks, weights.filters)
+    module = quantization.quantize_dynamic_linear(reference)
     try:
         module.load_state_dict(weights.state_dict, strict=True)  # type: ignore[arg-type]
     except (RuntimeError, KeyError) as exc:
         raise ModelFileError(weights.path, f"dynamic-int8 tensors do not fit a {weights.blocks}x"
-                                           f"{weights.filters} AlphaZeroNet ({_first_line(exc)})") from None
+                                           f"{weights.filters} AlphaZeroNet ({_summary(exc)})") from None
+    # load_state_dict does not check the shapes of packed int8 weights: compare them here
+    for name in ("valueHead.fc1", "valueHead.fc2", "policyHead.fc1"):
+        expected = list(reference.get_submodule(name).weight.shape)
+        got = list(module.get_submodule(name).weight().shape)
+        if got != expected:
+            raise ModelFileError(weights.path, f"dynamic-int8 weight {name} has shape {got}, expected {expected} "
+                                               f"for a {weights.blocks}x{weights.filters} AlphaZeroNet")
     return module.eval()
 
 

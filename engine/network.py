@@ -111,7 +111,9 @@ def architecture_of(state_dict: Mapping[str, object]) -> tuple[int, int]:
     do not look like this network.
     """
     weight = state_dict["convBlock1.conv1.weight"]
-    shape = tuple(weight.shape)  # type: ignore[attr-defined]
+    if not isinstance(weight, torch.Tensor):
+        raise ValueError(f"convBlock1.conv1.weight is a {type(weight).__name__}, not a tensor")
+    shape = tuple(weight.shape)
     if len(shape) != 4 or shape[1] != INPUT_PLANES or shape[2:] != (3, 3):
         raise ValueError(f"convBlock1.conv1.weight has shape {list(shape)}, expected [F, 16, 3, 3]")
     blocks = 0

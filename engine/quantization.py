@@ -31,7 +31,7 @@ class _Quiet:
     def __enter__(self) -> None:
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
-        for category in (DeprecationWarning, FutureWarning, UserWarning):
+        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
             warnings.filterwarnings("ignore", category=category)
 
     def __exit__(self, *exc: object) -> None:

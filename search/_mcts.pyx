@@ -76,6 +76,23 @@ def _init_tables(plane_of):
             PLANE_OF[a][b] = plane_of[a, b]
 
 
+cpdef object position_key(object board):
+    """Key of a position for transpositions and repetitions: pieces, side to move, castling, legal e.p.
+
+    Python hashes an int modulo 2**61 - 1, so hashing whole bitboards made squares 61-63 (f8-h8)
+    collide with squares 0-2 (a1-c1): a rook on h8 and one on c1 gave the same key. The bitboards
+    are hashed in 32-bit halves instead.
+    """
+    cdef list parts = []
+    for item in board._transposition_key():
+        if item is None:
+            parts.append(None)
+        else:
+            parts.append(item & 0xFFFFFFFF)
+            parts.append(item >> 32)
+    return hash(tuple(parts))
+
+
 cpdef int encode_move(object move):
     """Pack a chess.Move into 15 bits: from | to << 6 | promotion code << 12."""
     return move.from_square | (move.to_square << 6) | (PROMO_CODES[move.promotion] << 12)
@@ -252,17 +269,17 @@ cdef class Tree:
             if best < 0:
                 self.path_len = depth
                 return SEL_COLLISION
-            e = &self.edges[nd.first_edge + best]
+            best += nd.first_edge
+            e = &self.edges[best]
             e.vl += 1
-            self.path_edges[depth] = nd.first_edge + best
+            self.path_edges[depth] = best
             if e.child < 0:
                 if self.full:
                     e.vl -= 1
                     self.path_len = depth
                     return SEL_FULL
-                child = self._new_node()
-                e = &self.edges[nd.first_edge + best]  # the array may have moved
-                e.child = child
+                child = self._new_node()  # may move the node array: nd is stale from here
+                self.edges[best].child = child
             depth += 1
             node = e.child
             self.path_nodes[depth] = node
@@ -425,12 +442,12 @@ cdef class Tree:
             e = &self.edges[nd.first_edge + i]
             if e.move == move_code:
                 if e.child < 0:
-                    child = self._new_node()
-                    e = &self.edges[self.nodes[0].first_edge + i]
+                    child = self._new_node()  # may move the node array: ``nd`` is stale after this
                     e.child = child
                 self.nodes[e.child].state = TERMINAL
                 self.nodes[e.child].mate = -1
                 self.nodes[0].mate = 2
+                return
 
     def reroot(self, int32_t new_root):
         """Keep only the subtree under ``new_root`` (tree reuse); it becomes node 0. Returns its visits."""
@@ -564,12 +581,13 @@ cdef class BatchRunner:
         if depth > self.max_depth_seen:
             self.max_depth_seen = depth
 
-    def gather(self, Batch batch, int want, int max_depth, int max_collisions):
+    def gather(self, Batch batch, int want, int max_depth, int max_collisions, int max_playouts=-1):
         """Select up to ``want`` leaves that need the network.
 
         Returns ``(count, bitboards, black)``: the pending leaves' 16 bitboards each (uint64
         ``(count, 16)``) and whether black is to move there. Terminal and cached leaves met on the
-        way are backed up at once and counted in ``playouts``.
+        way are backed up at once and counted in ``playouts``. ``max_playouts`` >= 0 caps the
+        pending leaves plus those resolved at once (a ``nodes`` limit is then met exactly).
         """
         cdef Tree t = self.tree
         cdef int count = 0, attempts = 0, outcome, depth, i, n
@@ -585,9 +603,12 @@ cdef class BatchRunner:
         cdef list rows = []
         cdef list blacks = []
         cdef int collisions = 0
+        cdef int64_t start_playouts = self.playouts
         if want > batch.cap:
             want = batch.cap
         while count < want and attempts < 2 * want + 8:
+            if max_playouts >= 0 and count + (self.playouts - start_playouts) >= max_playouts:
+                break
             attempts += 1
             outcome = t._select(max_depth)
             depth = t.path_len
@@ -609,7 +630,7 @@ cdef class BatchRunner:
             # rebuild the leaf position
             for i in range(depth):
                 board.push(decode_move(t.edges[t.path_edges[i]].move))
-            key = hash(board._transposition_key())
+            key = position_key(board)
             ukey = <uint64_t> (<int64_t> key)
             t.nodes[leaf].key = ukey
             moves = list(board.generate_legal_moves())

@@ -39,7 +39,7 @@ MAX_TREE_DEPTH = 500
 
 def position_key(board: chess.Board) -> int:
     """The key the tree uses for transpositions and repetitions (pieces, side, castling, e.p.)."""
-    return hash(board._transposition_key())
+    return _mcts.position_key(board)
 
 
 def _history_keys(board: chess.Board) -> list[int]:
@@ -99,6 +99,7 @@ class Searcher:
         t.cpuct, t.cpuct_base, t.cpuct_factor = p.cpuct, p.cpuct_base, p.cpuct_factor
         t.fpu_reduction, t.fpu_reduction_root = p.fpu_value, p.fpu_value_at_root
         t.max_bytes = p.ram_limit_mb * 1024 * 1024 if p.ram_limit_mb > 0 else 1 << 40
+        t.full = t.memory_bytes() >= t.max_bytes  # a raised RamLimitMb lets a kept tree grow again
         self.runner.cache_size = p.nn_cache_size
         while len(self.runner.cache) > p.nn_cache_size:
             del self.runner.cache[next(iter(self.runner.cache))]
@@ -222,8 +223,8 @@ class Searcher:
             batch = batches[which]
             count, bitboards, black = 0, None, None
             if room > 0:
-                count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH,
-                                                             self.params.max_collisions)
+                count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH, self.params.max_collisions,
+                                                             room if want_nodes is not None else -1)
             future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
             if pending is not None:
                 self._apply(*pending)
@@ -325,7 +326,7 @@ class Searcher:
         elapsed = max(1e-6, time.monotonic() - start)
         ranked = self._ranked_root()
         lines = [self._line(i + 1, e) for i, e in enumerate(ranked[: max(1, self.params.multipv)])]
-        stats = [MoveStats(_mcts.decode_move(c), n, p, w / n if n else None, m) for c, n, w, p, m in ranked]
+        stats = [MoveStats(_mcts.decode_move(c), n, p, w / n if n else None, -m) for c, n, w, p, m in ranked]
         avg_depth = (self.runner.sum_depth - depth_before) / searched if searched else 0
         nodes = self.tree.node_stats(0)[0]
         max_bytes = self.tree.max_bytes if self.params.ram_limit_mb > 0 else None

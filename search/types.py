@@ -102,7 +102,7 @@ class MoveStats:
     visits: int
     prior: float
     q: float | None
-    mate_plies: int = 0
+    mate_plies: int = 0  # proven: > 0 this move mates in that many plies, < 0 it gets mated; 0 unknown
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""Shared pieces of the benchmark scripts: random networks, timing, machine load."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+try:
+    import engine  # noqa: F401
+except ImportError:  # a source checkout that was not installed: use the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from torch import nn
+
+from engine import AlphaZeroNet
+from engine.calibration import data_path, read_fens
+
+
+def parse_net(spec: str) -> tuple[int, int]:
+    """``"10x128"`` -> ``(10, 128)`` (residual blocks x filters)."""
+    blocks, filters = spec.lower().split("x")
+    return int(blocks), int(filters)
+
+
+def random_net(blocks: int, filters: int, seed: int = 0) -> AlphaZeroNet:
+    """An eval-mode random network with non-trivial batch-norm statistics (so folding does real work)."""
+    torch.manual_seed(seed)
+    net = AlphaZeroNet(blocks, filters).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.8, 1.2)
+                module.bias.uniform_(-0.1, 0.1)
+    return net
+
+
+def real_boards(limit: int | None = None) -> list:
+    """Positions from real games shipped with the engine (held-out set first, then calibration set)."""
+    boards = read_fens(data_path("heldout.fen")) + read_fens(data_path("calibration.fen"))
+    return boards[:limit] if limit else boards
+
+
+def median_rate(run: Callable[[], int], reps: int, min_time_s: float, warmup: int = 2) -> float:
+    """Median over ``reps`` repetitions of items/s, where ``run()`` does some work and returns its item count.
+
+    Each repetition calls ``run`` until at least ``min_time_s`` has passed; ``warmup`` calls come first.
+    """
+    for _ in range(warmup):
+        run()
+    rates = []
+    for _ in range(reps):
+        items = 0
+        start = time.perf_counter()
+        while True:
+            items += run()
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time_s:
+                break
+        rates.append(items / elapsed)
+    return statistics.median(rates)
+
+
+def machine_load() -> str:
+    """One line on the machine's load, with a warning when it is busy."""
+    try:
+        load1, load5, load15 = os.getloadavg()
+    except OSError:
+        return "load average: unknown"
+    cores = os.cpu_count() or 1
+    line = f"load average {load1:.2f} {load5:.2f} {load15:.2f} on {cores} cores"
+    if load1 > 0.5 * cores:
+        line += "  -- WARNING: the machine is busy, timings are not meaningful"
+    return line
+
+
+def header(title: str) -> None:
+    """Print what ran where: title, torch version, quantized engine, load."""
+    print(f"# {title}")
+    print(f"# torch {torch.__version__}, quantized engine {torch.backends.quantized.engine}, "
+          f"python {sys.version.split()[0]}")
+    print(f"# {machine_load()}")

@@ -1,0 +1,182 @@
+"""Training pipeline: Stockfish data generation into shards, and training / resuming / exporting a network."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import chess
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import engine
+from engine.encoding import encode_batch, index_to_move, move_to_index
+from engine.training import datagen, train
+from engine.training.shards import (
+    KEYS,
+    count_positions,
+    expand_planes,
+    list_shards,
+    load_shards,
+    soft_policy,
+    validation_mask,
+)
+
+try:
+    from engine.training.openings import find_stockfish
+
+    find_stockfish()
+except FileNotFoundError:  # pragma: no cover - stockfish is a Debian package on the dev machines
+    pytest.skip("stockfish is not installed", allow_module_level=True)
+
+CFG = datagen.GenConfig(nodes=200, shard_size=12)
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> object:
+    threads = torch.get_num_threads()  # train(--threads 1) sets the process-wide count
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sf")
+    assert datagen.generate(out, 30, workers=1, cfg=CFG, seed=1, progress_bar=False) == 30
+    return out
+
+
+def boards_of(fens: np.ndarray) -> list[chess.Board]:
+    return [chess.Board(f.decode()) for f in fens]
+
+
+def test_shards_hold_what_the_encoder_gives(shard_dir: Path) -> None:
+    shards = list_shards(shard_dir)
+    assert shards  # whole games per shard: a shard is written once it holds >= 12 positions
+    assert not list(shard_dir.glob("*.tmp"))
+    data = load_shards(shards, KEYS)
+    boards = boards_of(data["fen"])
+    assert len(boards) == 30
+    np.testing.assert_array_equal(expand_planes(data["bitboards"], data["black"]), encode_batch(boards))
+    np.testing.assert_array_equal(data["black"], [b.turn == chess.BLACK for b in boards])
+    np.testing.assert_array_equal(data["ply"], [b.ply() for b in boards])
+    assert not any(b.is_game_over() for b in boards)
+    assert np.all(np.abs(data["value"]) <= 1.0)
+    assert set(np.unique(data["result"])) <= {-1, 0, 1}
+    assert len(set(data["fen"].tolist())) == 30  # early positions are stored once per worker run
+
+
+def test_policy_targets_are_legal_moves(shard_dir: Path) -> None:
+    data = load_shards(list_shards(shard_dir), KEYS)
+    for board, indices, cps in zip(boards_of(data["fen"]), data["policy_index"], data["policy_cp"], strict=True):
+        assert indices[0] >= 0
+        stored = [int(i) for i in indices if i >= 0]
+        assert len(stored) == len(set(stored)) == min(CFG.multipv, len(stored))
+        legal = {move_to_index(board, m) for m in board.legal_moves}
+        for index in stored:
+            assert index in legal
+            move = index_to_move(board, index)
+            assert board.is_legal(move) and move_to_index(board, move) == index
+        assert cps[0] == max(cps[: len(stored)])  # best move first
+    probs = soft_policy(data["policy_index"], data["policy_cp"], 50.0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(probs[data["policy_index"] < 0] == 0)
+    assert np.all(probs[:, 0] >= probs.max(axis=1) - 1e-6)
+
+
+def test_rerun_continues_without_duplicating(shard_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sf"
+    shutil.copytree(shard_dir, out)
+    before = {p.name: p.read_bytes() for p in list_shards(out)}
+    assert datagen.generate(out, 30, cfg=CFG, seed=1, progress_bar=False) == 0
+    assert datagen.generate(out, 45, cfg=CFG, seed=1, progress_bar=False) == 15
+    assert count_positions(out) == 45
+    after = list_shards(out)
+    assert all(before[p.name] == p.read_bytes() for p in after if p.name in before)
+    new = [p for p in after if p.name not in before]
+    old_games = set(load_shards([shard_dir / n for n in before], ["game"])["game"].tolist())
+    assert not old_games & set(load_shards(new, ["game"])["game"].tolist())
+
+
+def test_validation_split_is_a_stable_hash() -> None:
+    games = np.arange(20_000, dtype=np.uint64) * np.uint64(7919)
+    mask = validation_mask(games, 0.1)
+    assert 0.08 < mask.mean() < 0.12
+    np.testing.assert_array_equal(mask, validation_mask(games.copy(), 0.1))
+    assert not validation_mask(games, 0.0).any() and validation_mask(games, 1.0).all()
+
+
+def test_policy_loss_matches_cross_entropy_for_hard_targets() -> None:
+    logits = torch.randn(5, 4608)
+    best = torch.randint(0, 4608, (5,))
+    index = torch.stack([best, torch.zeros(5, dtype=torch.long)], dim=1)
+    prob = torch.tensor(soft_policy(np.array([[1, -1]] * 5), np.array([[10, 0]] * 5), 0.0))
+    assert torch.allclose(train.policy_loss(logits, index, prob), F.cross_entropy(logits, best))
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data", str(data), "--out", str(out), "--blocks", "1", "--filters", "8", "--threads", "1",
+            "--no-progress", *extra]
+
+
+def test_overfit_export_and_load(shard_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = train.parse_args(train_args(shard_dir, out, "--epochs", "25", "--batch-size", "10", "--lr", "1e-2",
+                                       "--val-fraction", "0"))
+    metrics = train.train(args)
+    history = metrics["history"]
+    first = history[0]["train_value_mse"] + history[0]["train_policy_loss"]
+    last = history[-1]["train_value_mse"] + history[-1]["train_policy_loss"]
+    assert last < 0.7 * first, (first, last)
+    assert (out / "metrics.json").is_file() and (out / "checkpoint.pt").is_file()
+
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert set(state) == set(engine.AlphaZeroNet(1, 8).state_dict())
+    assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())
+    evaluator = engine.load_model(out / "model.pt")
+    assert (evaluator.info.blocks, evaluator.info.filters) == (1, 8)
+    data = load_shards(list_shards(shard_dir), KEYS)
+    logits, values = evaluator.evaluate(expand_planes(data["bitboards"], data["black"]))
+    assert logits.shape == (30, 4608) and values.shape == (30,)
+    # having seen these positions 25 times, the net agrees with Stockfish's best move more often than not
+    assert np.mean(logits.argmax(axis=1) == data["policy_index"][:, 0]) > 0.5
+
+
+def test_interrupted_training_resumes_to_the_same_weights(shard_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["--epochs", "2", "--batch-size", "8", "--val-fraction", "0"]
+    straight = train.train(train.parse_args(train_args(shard_dir, tmp_path / "a", *argv)))
+
+    real_step, calls = train.train_step, []
+
+    def interrupting_step(*a: object, **k: object) -> tuple[float, float]:
+        calls.append(1)
+        if len(calls) == 5:  # in the second epoch (3 steps per epoch)
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(train, "train_step", interrupting_step)
+    with pytest.raises(SystemExit):
+        train.train(train.parse_args(train_args(shard_dir, tmp_path / "b", *argv)))
+    checkpoint = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["step"]) == (1, 1)
+    monkeypatch.setattr(train, "train_step", real_step)
+    resumed = train.train(train.parse_args(train_args(shard_dir, tmp_path / "b", *argv)))
+
+    assert len(resumed["history"]) == len(straight["history"]) == 2
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+def test_validation_metrics(shard_dir: Path) -> None:
+    train_set, val_set = train.load_dataset(list_shards(shard_dir), 1.0, 50.0, 0.0)
+    assert len(train_set) == 0 and len(val_set) == 30 and val_set.legal is not None
+    torch.manual_seed(0)
+    metrics = train.evaluate(engine.AlphaZeroNet(1, 8), val_set)
+    assert metrics["value_mse"] >= 0 and metrics["policy_loss"] > 0
+    # masking to the legal moves can only help: wherever the raw argmax is the best move, so is the masked one
+    assert 0 <= metrics["top1"] <= metrics["top1_legal"] <= 1
