@@ -18,6 +18,8 @@ from . import __version__
 # subcommand -> (module, help); each module has ``add_arguments(parser)`` and ``run(args) -> int``
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "uci": ("uci.cli", "run the UCI engine (the default without a subcommand)"),
+    "quantize": ("quantize.command", "write an int8 (dynamic or static) version of an fp32 model, with an "
+                 "accuracy report"),
     "play": ("uci.play", "play a game against the engine in the terminal"),
 }
 

@@ -37,7 +37,8 @@ class Option:
         if self.kind == "check":
             return f"option name {self.name} type check default {'true' if self.default else 'false'}"
         if self.kind == "spin":
-            return f"option name {self.name} type spin default {self.default} min {int(self.minimum)} max {int(self.maximum)}"
+            low, high = int(self.minimum), int(self.maximum)
+            return f"option name {self.name} type spin default {self.default} min {low} max {high}"
         if self.kind == "combo":
             vars_ = " ".join(f"var {c}" for c in self.choices)
             return f"option name {self.name} type combo default {self.default} {vars_}"

@@ -1,0 +1,183 @@
+"""``azengine quantize``: write the int8 version of an fp32 model and report its accuracy.
+
+Dynamic: int8 weights for the Linear layers (policy fc1, value fc1/fc2), quantized on the fly per
+batch; convolutions stay fp32. Static: BatchNorm folded, conv+ReLU fused, per-channel int8 weights,
+int8 activations everywhere including the skip additions, activation ranges calibrated on real
+positions. Both are saved as TorchScript archives with metadata, which ``load_model`` recognises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CALIBRATION_SIZE = 1024
+HELDOUT_SIZE = 512
+QENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+LAYERS = {
+    "dynamic": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
+               "per batch at run time; fp32: all convolutions",
+    "static": "int8: every convolution (BatchNorm folded, ReLU fused), the skip additions, the Linear layers "
+              "and the activations between them; fp32: the input and the two outputs",
+}
+
+
+class QuantizeError(Exception):
+    """A bad request: reported as one line on stderr with exit code 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``azengine quantize``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = (
+        "Quantize an fp32 model (pytorch-alpha-zero state_dict) to int8.\n\n"
+        f"dynamic: {LAYERS['dynamic']}.\nstatic:  {LAYERS['static']}.\n\n"
+        "Dynamic quantization of the convolutions is not offered: PyTorch has no dynamic int8 convolution "
+        "kernel for the CPU backends, so only the Linear layers can be quantized dynamically.")
+    parser.add_argument("--model", help="fp32 model file (default: the bundled network)")
+    parser.add_argument("--type", choices=("dynamic", "static"), required=True, help="quantization type")
+    parser.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
+                        help=f"calibration positions for static (default {DEFAULT_CALIBRATION_SIZE})")
+    parser.add_argument("--calibration-data", help="EPD/FEN or PGN file of calibration positions (default: the "
+                        "built-in positions from real games: ECO openings continued by Stockfish)")
+    parser.add_argument("--qengine", choices=QENGINES, default="x86", help="quantized kernel library (default x86)")
+    parser.add_argument("--output", help="output file (default: <stem>_<type>_quantized.pt beside the model)")
+    parser.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; 0 on success, 2 on bad input (one message on stderr, no file left behind)."""
+    try:
+        report = quantize_file(args)
+    except QuantizeError as exc:
+        sys.stderr.write(f"azengine quantize: error: {exc}\n")
+        return 2
+    sys.stdout.write(format_report(report))
+    if args.json_out:
+        _atomic_write(Path(args.json_out), json.dumps(report, indent=2).encode())
+    return 0
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_output(path: Path) -> None:
+    directory = path.parent
+    if not directory.is_dir():
+        raise QuantizeError(f"{path}: output folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise QuantizeError(f"{path}: output folder {directory} is not writable")
+    if path.is_dir():
+        raise QuantizeError(f"{path}: is a folder, not a file name")
+
+
+def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
+    """Quantize ``args.model`` and return the report (also used by tests and ``azengine bench``)."""
+    import engine
+    from engine import quantization
+    from engine.evaluators import set_torch_threads
+    from engine.model_file import build_network, load_model, read_weights, sibling_path
+
+    from .accuracy import compare
+    from .positions import PositionFileError, calibration_positions, heldout_positions
+
+    set_torch_threads(args.threads)
+    model = Path(args.model) if args.model else engine.default_model_path()
+    kind = f"{args.type}-int8"
+    try:
+        weights = read_weights(model)
+    except engine.ModelFileError as exc:
+        raise QuantizeError(str(exc)) from None
+    if weights.kind != "fp32":
+        raise QuantizeError(f"{model}: is already a {weights.kind} model; quantize its fp32 file instead")
+    if args.calibration_size < 1:
+        raise QuantizeError(f"--calibration-size must be at least 1, not {args.calibration_size}")
+    output = Path(args.output) if args.output else sibling_path(model, kind)
+    _check_output(output)
+    net = build_network(weights)
+
+    started = time.perf_counter()
+    metadata: dict[str, Any] = {
+        "kind": kind, "blocks": weights.blocks, "filters": weights.filters, "source_model": model.name,
+        "int8_layers": LAYERS[args.type],
+    }
+    if args.type == "dynamic":
+        module = quantization.quantize_dynamic_linear(net)
+    else:
+        try:
+            boards = calibration_positions(args.calibration_data, args.calibration_size)
+        except PositionFileError as exc:
+            raise QuantizeError(str(exc)) from None
+        module = _calibrate(net, boards, args.qengine)
+        metadata.update(qengine=args.qengine, calibration_positions=len(boards),
+                        calibration_source=str(args.calibration_data or "built-in (engine/data/calibration.fen)"))
+    data = quantization.archive_bytes(module, metadata)
+    try:
+        _atomic_write(output, data)
+    except OSError as exc:
+        raise QuantizeError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    elapsed = time.perf_counter() - started
+
+    reference = load_model(model, "fp32", args.threads)
+    quantized = load_model(output, "auto", args.threads)
+    accuracy = compare(reference, quantized, heldout_positions(HELDOUT_SIZE))
+    return {
+        "model": str(model), "output": str(output), "type": kind, "blocks": weights.blocks,
+        "filters": weights.filters, "int8_layers": LAYERS[args.type],
+        "qengine": metadata.get("qengine"), "calibration_positions": metadata.get("calibration_positions"),
+        "fp32_bytes": model.stat().st_size, "int8_bytes": output.stat().st_size,
+        "size_ratio": output.stat().st_size / model.stat().st_size,
+        "seconds": elapsed, "accuracy": accuracy.to_dict(),
+    }
+
+
+def _calibrate(net: Any, boards: list, qengine: str) -> Any:
+    from tqdm import tqdm
+
+    from engine.encoding import encode_batch
+    from engine.quantization import quantize_static
+
+    batches = (encode_batch(boards[i:i + 64]) for i in range(0, len(boards), 64))
+    with tqdm(total=len(boards), desc="calibrating", unit="pos", file=sys.stderr, leave=False) as bar:
+        return quantize_static(net, batches, qengine, progress=bar.update)
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The human-readable report printed after quantizing."""
+    a = r["accuracy"]
+    lines = [
+        f"wrote {r['output']} ({r['type']}, {r['blocks']}x{r['filters']}) in {r['seconds']:.1f} s",
+        f"  int8 layers: {r['int8_layers']}",
+        f"  size on disk: fp32 {r['fp32_bytes'] / 1e6:.2f} MB -> int8 {r['int8_bytes'] / 1e6:.2f} MB "
+        f"({100 * r['size_ratio']:.1f}% of fp32)",
+    ]
+    if r.get("calibration_positions"):
+        lines.append(f"  calibration: {r['calibration_positions']} positions, qengine {r['qengine']}")
+    lines += [
+        f"  accuracy vs fp32 on {a['positions']} held-out positions:",
+        f"    value RMSE {a['value_rmse']:.4f}, max error {a['value_max_error']:.4f}",
+        f"    policy RMSE over legal moves {a['policy_rmse']:.4f}, KL divergence {a['policy_kl']:.4f} nats",
+        f"    top-1 move agreement {100 * a['top1_agreement']:.1f}%",
+    ]
+    return "\n".join(lines) + "\n"
+
+
