@@ -154,6 +154,8 @@ class UciEngine:
             set_torch_threads(typed)
 
     def cmd_ucinewgame(self, args: list[str]) -> None:
+        if self.searching():  # an infinite or ponder search would never end: joining it would hang the loop
+            self.cmd_stop([])
         self._wait_search()
         if self.searcher is not None:
             self.searcher.new_game()

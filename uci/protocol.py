@@ -37,6 +37,8 @@ def parse_position(args: list[str]) -> ParsedPosition:
         head, moves = args[:split], args[split + 1:]
     else:
         head, moves = args, []
+    if not head:
+        raise UciParseError("position needs 'startpos' or 'fen <fen>' before 'moves'")
     if head[0] == "startpos":
         if len(head) != 1:
             raise UciParseError(f"unexpected words after startpos: {' '.join(head[1:])}")
