@@ -451,7 +451,6 @@ def test_no_clock_means_no_budget() -> None:
     assert time_budget_ms(Limits(), chess.WHITE, 100) is None
     assert time_budget_ms(Limits(nodes=1000), chess.WHITE, 100) is None
     assert time_budget_ms(Limits(infinite=True, wtime=1000), chess.WHITE, 100) is None
-    assert time_budget_ms(Limits(wtime=60_000), chess.BLACK, 100) is None  # black's clock was not given
 
 
 def test_clock_with_increment() -> None:

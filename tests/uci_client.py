@@ -7,11 +7,14 @@ how long the engine took to answer and check that nothing but protocol lines rea
 from __future__ import annotations
 
 import queue
+import random
 import shutil
 import subprocess
 import sys
 import threading
 import time
+
+import chess
 
 #: First words of the lines an engine may send (UCI: id, option, uciok, readyok, info, bestmove, ...).
 UCI_KEYWORDS = ("id", "option", "uciok", "readyok", "info", "bestmove", "copyprotection", "registration")
@@ -23,6 +26,18 @@ def engine_command() -> list[str]:
     if exe:
         return [exe]
     return [sys.executable, "-c", "import sys; from uci.cli import main; sys.exit(main())"]
+
+
+def long_game(plies: int = 300) -> chess.Board:
+    """A game of random legal moves (seeded) that is not over after ``plies`` plies."""
+    for seed in range(1000):
+        rng = random.Random(seed)
+        board = chess.Board()
+        while board.ply() < plies and not board.is_game_over():
+            board.push(rng.choice(sorted(board.legal_moves, key=chess.Move.uci)))
+        if board.ply() == plies and not board.is_game_over():
+            return board
+    raise AssertionError(f"no random game of {plies} plies found")
 
 
 class RawEngine:

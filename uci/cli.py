@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "uci": ("uci.cli", "run the UCI engine (the default without a subcommand)"),
     "quantize": ("quantize.command", "write an int8 (dynamic or static) version of an fp32 model, with an "
                  "accuracy report"),
+    "bench": ("quantize.bench", "measure speed, size and accuracy of fp32 and int8 backends side by side"),
     "play": ("uci.play", "play a game against the engine in the terminal"),
 }
 
