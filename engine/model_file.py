@@ -70,7 +70,7 @@ def _read_archive(path: Path) -> WeightsFile:
     except ValueError as exc:
         raise ModelFileError(path, f"archive metadata is not JSON ({exc})") from exc
     kind = metadata.get("kind")
-    if kind not in ("fp32", "dynamic-int8", "static-int8"):
+    if kind not in ("dynamic-int8", "static-int8"):  # fp32 models are state_dicts, never archives
         raise ModelFileError(path, f"TorchScript archive without azengine metadata; expected {EXPECTED}")
     engine = metadata.get("qengine")
     if engine:
@@ -220,7 +220,7 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     if backend == "fp32":
         module = fp32_module(net)
     elif backend == "dynamic-int8":
-        module = quantization.quantize_dynamic_linear(net)
+        module = quantization.to_torchscript(quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net)))
         info.notes.append("dynamic-int8 quantized in memory (Linear layers int8, convolutions fp32)")
     else:
         from .calibration import builtin_calibration_planes

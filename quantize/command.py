@@ -121,7 +121,7 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
         "int8_layers": LAYERS[args.type],
     }
     if args.type == "dynamic":
-        module = quantization.quantize_dynamic_linear(net)
+        module = quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net))
     else:
         try:
             boards = calibration_positions(args.calibration_data, args.calibration_size)

@@ -171,12 +171,18 @@ class Searcher:
             if mate:
                 self.tree.mark_mated(_mcts.encode_move(move))
 
-    def search(self, board: chess.Board, limits: Limits,
-               on_info: Callable[[SearchInfo], None] | None = None) -> SearchResult:
-        """Search ``board`` (with its move stack: repetitions, tree reuse) until ``limits`` or ``stop()``."""
-        start = time.monotonic()
+    def reset_signals(self) -> None:
+        """Forget earlier ``stop()`` / ``ponderhit()`` calls. ``search`` does this itself unless told not to,
+        for callers that start it on another thread and may call ``stop()`` before it begins."""
         self._stop.clear()
         self._ponderhit.clear()
+
+    def search(self, board: chess.Board, limits: Limits,
+               on_info: Callable[[SearchInfo], None] | None = None, reset_signals: bool = True) -> SearchResult:
+        """Search ``board`` (with its move stack: repetitions, tree reuse) until ``limits`` or ``stop()``."""
+        start = time.monotonic()
+        if reset_signals:
+            self.reset_signals()
         self._drain()
         self.apply_params()
         legal = list(board.legal_moves)
@@ -205,40 +211,47 @@ class Searcher:
         def searched() -> int:
             return self.runner.playouts - playouts_before
 
-        while True:
-            now = time.monotonic()
-            if self._ponderhit.is_set() and limits.ponder:
-                limits.ponder = False
-                self._ponderhit.clear()
-                timer_start = now
-                budget_ms = time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
-            stopped_by = self._should_stop(limits, now, timer_start, budget_ms, searched(),
-                                           depth_before, len(legal), allowed)
-            if stopped_by:
-                break
-            room = self.params.minibatch_size
-            if want_nodes is not None:
-                in_flight = pending[0].count if pending else 0
-                room = min(room, want_nodes - searched() - in_flight)
-            batch = batches[which]
-            count, bitboards, black = 0, None, None
-            if room > 0:
-                count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH, self.params.max_collisions,
-                                                             room if want_nodes is not None else -1)
-            future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
-            if pending is not None:
-                self._apply(*pending)
-                pending = None
-            if future is not None:
-                pending = (batch, future)
-                which ^= 1
-            elif count == 0 and room > 0 and self.tree.full:
-                tree_full = True
-                stopped_by = "tree memory limit (RamLimitMb)"
-                break
-            if on_info is not None and now - last_info >= INFO_INTERVAL_S:
-                last_info = now
-                on_info(self._info(start, searched(), depth_before))
+        try:
+            while True:
+                now = time.monotonic()
+                if self._ponderhit.is_set() and limits.ponder:
+                    limits.ponder = False
+                    self._ponderhit.clear()
+                    timer_start = now
+                    budget_ms = time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
+                stopped_by = self._should_stop(limits, now, timer_start, budget_ms, searched(),
+                                               depth_before, len(legal), allowed)
+                if stopped_by:
+                    break
+                room = self.params.minibatch_size
+                if want_nodes is not None:
+                    in_flight = pending[0].count if pending else 0
+                    room = min(room, want_nodes - searched() - in_flight)
+                batch = batches[which]
+                count, bitboards, black = 0, None, None
+                if room > 0:
+                    limit = room if want_nodes is not None else -1
+                    count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH,
+                                                                 self.params.max_collisions, limit)
+                future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
+                if pending is not None:
+                    self._apply(*pending)
+                    pending = None
+                if future is not None:
+                    pending = (batch, future)
+                    which ^= 1
+                elif count == 0 and room > 0 and self.tree.full:
+                    tree_full = True
+                    stopped_by = "tree memory limit (RamLimitMb)"
+                    break
+                if on_info is not None and now - last_info >= INFO_INTERVAL_S:
+                    last_info = now
+                    on_info(self._info(start, searched(), depth_before))
+        except BaseException:  # the evaluator failed: leave no leaf waiting for it in the tree
+            for waiting in batches:
+                if waiting.count:
+                    self.runner.cancel(waiting)
+            raise
         if pending is not None:
             batch, future = pending
             if future.done() or want_nodes is not None and not self._stop.is_set():

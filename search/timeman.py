@@ -26,7 +26,8 @@ def time_budget_ms(limits: Limits, turn: chess.Color, move_overhead_ms: int) -> 
         return None
     if limits.movetime is not None:
         return max(1.0, limits.movetime - move_overhead_ms)
-    left = limits.wtime if turn == chess.WHITE else limits.btime
+    ours, theirs = (limits.wtime, limits.btime) if turn == chess.WHITE else (limits.btime, limits.wtime)
+    left = ours if ours is not None else theirs  # a GUI that sends one clock only: assume equal clocks
     if left is None:
         return None
     inc = (limits.winc if turn == chess.WHITE else limits.binc) or 0

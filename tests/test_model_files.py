@@ -232,8 +232,8 @@ def test_dynamic_int8_in_memory_and_from_file(
     from_file = load_model(path)
     assert from_file.kind == "dynamic-int8"
     file_logits, file_values = from_file.evaluate(planes)
-    np.testing.assert_allclose(file_logits, logits, atol=1e-6)
-    np.testing.assert_allclose(file_values, values, atol=1e-6)
+    # the file keeps BatchNorm unfolded, the in-memory version folds it: equal up to int8 rounding
+    check_close(DYNAMIC_TOL, boards, file_logits, file_values, reference)
     assert load_model(path, backend="dynamic-int8").kind == "dynamic-int8"
 
     # saved as the sibling of an fp32 file, it is what dynamic-int8 of that file loads

@@ -181,6 +181,7 @@ class UciEngine:
                                              and limits.nodes is None)
         self._release.clear()
         self._reported.clear()
+        searcher.reset_signals()  # here, not in the thread: a stop may come before the thread runs
         board = self.board.copy()
         self._search_thread = threading.Thread(target=self._run_search, args=(searcher, board, limits),
                                                name="search", daemon=True)
@@ -224,7 +225,7 @@ class UciEngine:
 
     def _run_search(self, searcher: Searcher, board: chess.Board, limits: Limits) -> None:
         try:
-            result = searcher.search(board, limits, on_info=self._send_info)
+            result = searcher.search(board, limits, on_info=self._send_info, reset_signals=False)
         except Exception as exc:
             log.exception("search failed")
             self.info_string(f"internal error in search: {exc}")
