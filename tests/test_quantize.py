@@ -1,0 +1,117 @@
+"""``azengine quantize`` end to end: real files, a fresh process to load them, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine
+from engine.network import AlphaZeroNet
+
+
+def _quantize(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["azengine", "quantize", *args], capture_output=True, text=True, timeout=600)
+
+
+def _kind_in_fresh_process(path: Path) -> str:
+    code = "import sys, engine; print(engine.load_model(sys.argv[1]).kind)"
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(3)
+    net = AlphaZeroNet(2, 16)
+    for module in net.modules():  # BatchNorm statistics away from the identity, as in a trained net
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("models") / "AlphaZeroNet_2x16.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("qtype", ["dynamic", "static"])
+def test_quantize_small_network(small_model: Path, tmp_path: Path, qtype: str) -> None:
+    report_path = tmp_path / "report.json"
+    out = _quantize("--model", str(small_model), "--type", qtype, "--calibration-size", "256",
+                    "--json", str(report_path))
+    assert out.returncode == 0, out.stderr
+    expected = small_model.with_name(f"{small_model.stem}_{qtype}_quantized.pt")
+    assert expected.is_file()
+    assert f"wrote {expected}" in out.stdout
+    assert "top-1 move agreement" in out.stdout
+    assert _kind_in_fresh_process(expected) == f"{qtype}-int8"
+    report = json.loads(report_path.read_text())
+    assert report["int8_bytes"] == expected.stat().st_size
+    assert report["fp32_bytes"] == small_model.stat().st_size
+    acc = report["accuracy"]
+    assert acc["positions"] == 512
+    # bounds measured on this random 2x16 network with margin (static: int8 activations everywhere)
+    assert acc["value_rmse"] < (0.02 if qtype == "dynamic" else 0.1)
+    assert acc["top1_agreement"] > (0.95 if qtype == "dynamic" else 0.8)
+    assert not list(tmp_path.glob("*.tmp")) and not list(small_model.parent.glob(".*.tmp"))
+
+
+def test_quantize_default_model_static(tmp_path: Path) -> None:
+    output = tmp_path / "default_static.pt"
+    out = _quantize("--type", "static", "--output", str(output), "--calibration-size", "512")
+    assert out.returncode == 0, out.stderr
+    assert _kind_in_fresh_process(output) == "static-int8"
+    fp32 = engine.default_model_path().stat().st_size
+    assert output.stat().st_size <= 0.35 * fp32
+
+
+def test_quantize_calibration_from_pgn(small_model: Path, tmp_path: Path) -> None:
+    pgn = tmp_path / "games.pgn"
+    pgn.write_text('[Event "t"]\n\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 5. O-O Be7 *\n')
+    output = tmp_path / "from_pgn.pt"
+    out = _quantize("--model", str(small_model), "--type", "static", "--calibration-data", str(pgn),
+                    "--output", str(output))
+    assert out.returncode == 0, out.stderr
+    assert "calibration: 10 positions" in out.stdout
+
+
+def _assert_clean_failure(out: subprocess.CompletedProcess, needle: str, folder: Path) -> None:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert needle in out.stderr, out.stderr
+    assert out.stdout == ""
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp") or "_quantized" in p.name]
+
+
+def test_bad_inputs(small_model: Path, tmp_path: Path) -> None:
+    _assert_clean_failure(_quantize("--model", str(tmp_path / "missing.pt"), "--type", "static"),
+                          "no such file", tmp_path)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model\n")
+    _assert_clean_failure(_quantize("--model", str(text), "--type", "dynamic"), "notes.pt", tmp_path)
+    out = _quantize("--model", str(small_model), "--type", "fp16")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    _assert_clean_failure(_quantize("--model", str(small_model), "--type", "static", "--output",
+                                    str(tmp_path / "no" / "such" / "dir" / "x.pt")), "does not exist", tmp_path)
+    _assert_clean_failure(_quantize("--model", str(small_model), "--type", "static", "--calibration-data",
+                                    str(text)), "notes.pt", tmp_path)
+
+
+def test_already_quantized_model_is_refused(small_model: Path, tmp_path: Path) -> None:
+    first = tmp_path / "q.pt"
+    assert _quantize("--model", str(small_model), "--type", "dynamic", "--output", str(first)).returncode == 0
+    out = _quantize("--model", str(first), "--type", "static", "--output", str(tmp_path / "again.pt"))
+    assert out.returncode == 2
+    assert "already a dynamic-int8 model" in out.stderr
+    assert not (tmp_path / "again.pt").exists()
+
+
+def test_unwritable_output_leaves_nothing(small_model: Path, tmp_path: Path) -> None:
+    # /proc refuses new files even for root: the write fails after quantizing, and nothing is left
+    out = _quantize("--model", str(small_model), "--type", "dynamic", "--output", "/proc/azengine_q.pt")
+    assert out.returncode == 2
+    assert "azengine_q.pt" in out.stderr
+    assert not Path("/proc/azengine_q.pt").exists()
