@@ -65,7 +65,7 @@ class UciEngine:
 
     def _weights_path(self) -> Path:
         value = self.options["WeightsFile"]
-        return engine.default_model_path() if value in ("", DEFAULT_WEIGHTS) else Path(value).expanduser()
+        return engine.default_model_path() if value in ("", DEFAULT_WEIGHTS, "<default>") else Path(value).expanduser()
 
     def ensure_model(self) -> None:
         """Load the network if the options name another one than the loaded one (errors -> info string)."""
@@ -177,8 +177,8 @@ class UciEngine:
         limits = parse_go(args, self.board)
         searcher = self._ensure_searcher()
         self._pondering = limits.ponder
-        self._infinite = limits.infinite or (limits.mate is not None and not limits.is_timed()
-                                             and limits.nodes is None)
+        # only 'infinite' (and ponder) hold the bestmove back until stop; 'go mate N' reports when it has the mate
+        self._infinite = limits.infinite
         self._release.clear()
         self._reported.clear()
         searcher.reset_signals()  # here, not in the thread: a stop may come before the thread runs

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_WEIGHTS = "<default>"
+DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 BACKEND_CHOICES = ("auto", "fp32", "dynamic-int8", "static-int8")
 
 
@@ -85,7 +85,7 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("WeightsFile", "string", DEFAULT_WEIGHTS,
            "Model file: an fp32 state_dict (pytorch-alpha-zero format) or an int8 file made by "
-           "'azengine quantize'. <default> is the network bundled with the engine."),
+           "'azengine quantize'. <bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
            "How the network runs. auto: what the file is. An int8 backend on an fp32 file uses the "
            "<stem>_<type>_quantized.pt file beside it, else quantizes at load time.", choices=BACKEND_CHOICES),
