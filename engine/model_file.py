@@ -181,11 +181,12 @@ def sibling_path(path: str | Path, kind: str) -> Path:
 
 
 def fp32_module(net: AlphaZeroNet) -> nn.Module:
-    """The fastest fp32 form measured here: BatchNorm folded into the convolutions, TorchScript-frozen."""
-    folded = quantization.fold_batchnorm(net)
-    with quantization.quiet(), torch.inference_mode():
-        traced = torch.jit.trace(folded, torch.zeros(2, 16, 8, 8), check_trace=False)
-        return torch.jit.freeze(traced.eval())
+    """The fastest fp32 form measured here: BatchNorm folded into the convolutions, run eagerly.
+
+    (On a 2-core AVX2 machine, 6x64 at batch 64: folded eager 1,344 positions/s with 1 thread and 2,250
+    with 2, against 1,266 / 1,910 for a frozen TorchScript trace and 1,012 / 1,681 unfolded.)
+    """
+    return quantization.fold_batchnorm(net)
 
 
 def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> TorchEvaluator:

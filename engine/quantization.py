@@ -24,7 +24,9 @@ from .network import INPUT_PLANES, AlphaZeroNet
 
 METADATA_FILE = "azengine.json"
 ARCHIVE_FORMAT_VERSION = 1
-DEFAULT_QENGINE = "x86"
+#: onednn ran this project's int8 convolutions fastest on an AVX2 CPU at batch 32-64 (x86 and fbgemm were
+#: 15-25% slower there; x86 is faster at batch 1). See docs/PERFORMANCE.md.
+DEFAULT_QENGINE = "onednn"
 
 
 class _Quiet:

@@ -112,6 +112,7 @@ def _time_batches(evaluator: Any, planes: np.ndarray, repeats: int, min_seconds:
 def _int8_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
     """The int8 file to measure: given, the sibling file, or one quantized now into ``workdir``."""
     from engine.model_file import sibling_path
+    from engine.quantization import DEFAULT_QENGINE
 
     from .command import QuantizeError, quantize_file
 
@@ -122,7 +123,7 @@ def _int8_file(model: Path, kind: str, given: str | None, workdir: Path, threads
         return sibling, "sibling file"
     output = workdir / sibling.name
     ns = argparse.Namespace(model=str(model), type=kind.split("-")[0], calibration_size=1024,
-                            calibration_data=None, qengine="x86", output=str(output), threads=threads)
+                            calibration_data=None, qengine=DEFAULT_QENGINE, output=str(output), threads=threads)
     try:
         quantize_file(ns)
     except QuantizeError as exc:

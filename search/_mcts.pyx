@@ -76,21 +76,31 @@ def _init_tables(plane_of):
             PLANE_OF[a][b] = plane_of[a, b]
 
 
-cpdef object position_key(object board):
+cdef inline uint64_t _mix64(uint64_t x):
+    """splitmix64's finaliser: a bijective 64-bit mix."""
+    x ^= x >> 30
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= 0x94D049BB133111EBULL
+    x ^= x >> 31
+    return x
+
+
+cpdef int64_t position_key(object board):
     """Key of a position for transpositions and repetitions: pieces, side to move, castling, legal e.p.
 
-    Python hashes an int modulo 2**61 - 1, so hashing whole bitboards made squares 61-63 (f8-h8)
-    collide with squares 0-2 (a1-c1): a rook on h8 and one on c1 gave the same key. The bitboards
-    are hashed in 32-bit halves instead.
+    The fields of python-chess's ``_transposition_key`` are mixed into 64 bits in C (splitmix64
+    finaliser per field, position-dependent), which is faster than Python's tuple hash and free of its
+    modulo 2**61 - 1 aliasing of whole bitboards.
     """
-    cdef list parts = []
+    cdef uint64_t h = 0x243F6A8885A308D3ULL
+    cdef uint64_t v
+    cdef int i = 0
     for item in board._transposition_key():
-        if item is None:
-            parts.append(None)
-        else:
-            parts.append(item & 0xFFFFFFFF)
-            parts.append(item >> 32)
-    return hash(tuple(parts))
+        v = 0xFFFFFFFFFFFFFFFFULL if item is None else <uint64_t> item
+        h = _mix64(h ^ (v + 0x9E3779B97F4A7C15ULL * (i + 1)))
+        i += 1
+    return <int64_t> h
 
 
 cpdef int encode_move(object move):
@@ -98,9 +108,16 @@ cpdef int encode_move(object move):
     return move.from_square | (move.to_square << 6) | (PROMO_CODES[move.promotion] << 12)
 
 
+cdef list _MOVES = [None] * (1 << 15)
+
+
 cpdef object decode_move(int code):
-    """The chess.Move of a packed move code."""
-    return chess.Move(code & 63, (code >> 6) & 63, _PROMO_PIECE[(code >> 12) & 7])
+    """The chess.Move of a packed move code (Move objects are immutable and made once per code)."""
+    move = _MOVES[code]
+    if move is None:
+        move = chess.Move(code & 63, (code >> 6) & 63, _PROMO_PIECE[(code >> 12) & 7])
+        _MOVES[code] = move
+    return move
 
 
 cdef inline int policy_index(int code, bint black):
@@ -594,8 +611,11 @@ cdef class BatchRunner:
         cdef int32_t leaf
         cdef Node* nd
         cdef object board = self.board
-        cdef object moves, entry, key
+        cdef object moves, entry, key, mv, promotion
         cdef uint64_t ukey
+        cdef int64_t ikey
+        cdef int code
+        cdef double penalty
         cdef bint black
         cdef double value
         cdef int32_t[::1] codes_view
@@ -630,8 +650,9 @@ cdef class BatchRunner:
             # rebuild the leaf position
             for i in range(depth):
                 board.push(decode_move(t.edges[t.path_edges[i]].move))
-            key = position_key(board)
-            ukey = <uint64_t> (<int64_t> key)
+            ikey = position_key(board)
+            key = ikey
+            ukey = <uint64_t> ikey
             t.nodes[leaf].key = ukey
             moves = list(board.generate_legal_moves())
             n = len(moves)
@@ -672,11 +693,16 @@ cdef class BatchRunner:
             batch.key[count] = ukey
             for i in range(n):
                 mv = moves[i]
-                code = encode_move(mv)
+                promotion = mv.promotion
+                code = mv.from_square | (mv.to_square << 6)
+                penalty = 0.0
+                if promotion is not None:  # python-chess piece types 2..5 are the promotion codes
+                    code |= (<int> promotion) << 12
+                    if promotion != chess.QUEEN:
+                        penalty = t.underpromotion_penalty
                 batch.codes[count, i] = code
                 batch.index[count, i] = policy_index(code, black)
-                batch.penalty[count, i] = (t.underpromotion_penalty
-                                               if mv.promotion is not None and mv.promotion != chess.QUEEN else 0.0)
+                batch.penalty[count, i] = penalty
             t.nodes[leaf].state = PENDING
             count += 1
         batch.count = count
