@@ -1,0 +1,88 @@
+"""Search nodes/s against torch threads and minibatch size, fp32 and static int8, next to raw throughput.
+
+Chooses the defaults of the ``Threads`` and ``MinibatchSize`` options: the search thread shares the cores
+with torch's pool, so the raw evaluator speed alone does not tell which setting searches fastest.
+
+    python benchmarks/bench_threads.py [--blocks 6 --filters 64 --nodes 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import chess
+import torch
+
+from engine import quantization
+from engine.calibration import builtin_calibration_planes
+from engine.encoding import encode_batch
+from engine.model_file import load_model
+from engine.network import AlphaZeroNet
+from search import Limits, Searcher, SearchParams
+
+FENS = (
+    "r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R1BQ1RK1 w - - 0 9",
+    "rnbqkb1r/pp2pppp/3p1n2/8/3NP3/8/PPP2PPP/RNBQKB1R w KQkq - 1 5",
+)
+
+
+def raw_rate(evaluator: object, batch: int, seconds: float = 1.0) -> float:
+    """Positions/s of ``evaluator.evaluate`` on real positions at ``batch``."""
+    planes = encode_batch([chess.Board(f) for f in FENS] * (batch // len(FENS) + 1))[:batch]
+    evaluator.evaluate(planes)
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        evaluator.evaluate(planes)
+        n += batch
+    return n / (time.perf_counter() - start)
+
+
+def search_rate(evaluator: object, batch: int, nodes: int) -> float:
+    """Nodes/s of fresh searches (no cache) of the fixed positions."""
+    total, elapsed = 0, 0.0
+    for fen in FENS:
+        searcher = Searcher(evaluator, SearchParams(minibatch_size=batch, nn_cache_size=0))
+        start = time.perf_counter()
+        searcher.search(chess.Board(fen), Limits(nodes=nodes))
+        elapsed += time.perf_counter() - start
+        total += nodes
+        searcher.close()
+    return total / elapsed
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--filters", type=int, default=64)
+    parser.add_argument("--nodes", type=int, default=3000)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batches", default="16,32,64")
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} (meaningful only on a quiet machine)")
+    torch.manual_seed(0)
+    net = AlphaZeroNet(args.blocks, args.filters).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "net.pt"
+        torch.save(net.state_dict(), path)
+        static = quantization.quantize_static(net, [builtin_calibration_planes()[:512]])
+        meta = {"kind": "static-int8", "blocks": args.blocks, "filters": args.filters,
+                "qengine": quantization.DEFAULT_QENGINE}
+        (Path(tmp) / "net_static_quantized.pt").write_bytes(quantization.archive_bytes(static, meta))
+        for backend in ("fp32", "static-int8"):
+            for threads in (int(t) for t in args.threads.split(",")):
+                evaluator = load_model(path, backend, threads)
+                for batch in (int(b) for b in args.batches.split(",")):
+                    raw = raw_rate(evaluator, batch)
+                    nps = search_rate(evaluator, batch, args.nodes)
+                    print(f"{args.blocks}x{args.filters} {backend:12s} threads {threads} batch {batch:3d}: "
+                          f"raw {raw:7.0f} pos/s  search {nps:7.0f} nodes/s  ({100 * nps / raw:3.0f}% of raw)",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()
