@@ -13,7 +13,8 @@ import copy
 import io
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,20 +30,13 @@ ARCHIVE_FORMAT_VERSION = 1
 DEFAULT_QENGINE = "onednn"
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Hide torch's deprecation, user and tracer warnings (quantization and TorchScript) inside the block."""
+    with warnings.catch_warnings():
         for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
             warnings.filterwarnings("ignore", category=category)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
-def quiet() -> _Quiet:
-    """Context manager hiding torch's deprecation and user warnings for quantization and TorchScript."""
-    return _Quiet()
+        yield
 
 
 def set_qengine(name: str) -> None:

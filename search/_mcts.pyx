@@ -62,7 +62,6 @@ cdef struct Node:
 NODE_BYTES = sizeof(Node)
 EDGE_BYTES = sizeof(Edge)
 
-PROMO_CODES = {None: 0, chess.KNIGHT: 2, chess.BISHOP: 3, chess.ROOK: 4, chess.QUEEN: 5}
 _PROMO_PIECE = [None, None, chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN, None, None]
 
 # Policy plane of (from, to) from the mover's side, -1 where no queen-line or knight move exists.
@@ -104,8 +103,8 @@ cpdef int64_t position_key(object board):
 
 
 cpdef int encode_move(object move):
-    """Pack a chess.Move into 15 bits: from | to << 6 | promotion code << 12."""
-    return move.from_square | (move.to_square << 6) | (PROMO_CODES[move.promotion] << 12)
+    """Pack a chess.Move into 15 bits: from | to << 6 | promotion << 12 (python-chess piece type 2..5, or 0)."""
+    return move.from_square | (move.to_square << 6) | ((move.promotion or 0) << 12)
 
 
 cdef list _MOVES = [None] * (1 << 15)

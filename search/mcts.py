@@ -147,8 +147,8 @@ class Searcher:
         planes = bitboards_to_planes(bitboards, black)
         return self.evaluator.evaluate(planes)
 
-    def _apply(self, batch: _mcts.Batch, future: Future) -> None:
-        logits, values = future.result()
+    def _apply(self, batch: _mcts.Batch, result: tuple[np.ndarray, np.ndarray]) -> None:
+        logits, values = result
         self.runner.apply(batch, np.ascontiguousarray(logits, dtype=np.float32),
                           np.ascontiguousarray(values, dtype=np.float32))
 
@@ -159,9 +159,7 @@ class Searcher:
         batch = self._batches[0]
         count, bitboards, black = self.runner.gather(batch, 1, MAX_TREE_DEPTH, 1)
         if count:
-            logits, values = self._evaluate_batch(bitboards, black)
-            self.runner.apply(batch, np.ascontiguousarray(logits, dtype=np.float32),
-                              np.ascontiguousarray(values, dtype=np.float32))
+            self._apply(batch, self._evaluate_batch(bitboards, black))
 
     def _mark_root_mates(self, board: chess.Board) -> None:
         for move in board.legal_moves:
@@ -235,7 +233,7 @@ class Searcher:
                                                                  self.params.max_collisions, limit)
                 future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
                 if pending is not None:
-                    self._apply(*pending)
+                    self._apply(pending[0], pending[1].result())
                     pending = None
                 if future is not None:
                     pending = (batch, future)
@@ -255,7 +253,7 @@ class Searcher:
         if pending is not None:
             batch, future = pending
             if future.done() or want_nodes is not None and not self._stop.is_set():
-                self._apply(batch, future)
+                self._apply(batch, future.result())
             else:
                 self.runner.cancel(batch)
                 self._in_flight = future
@@ -295,9 +293,6 @@ class Searcher:
         return ""
 
     # ----- results ---------------------------------------------------------------------------
-
-    def _edge_q(self, visits: int, value_sum: float) -> float | None:
-        return value_sum / visits if visits > 0 else None
 
     def _ranked_root(self) -> list[tuple]:
         """Root edges best first: proven wins (shortest), then visits, then Q; proven losses last."""
