@@ -1,0 +1,66 @@
+"""The bundled default network: pytorch-alpha-zero's format, and sensible moves in clear positions."""
+
+from __future__ import annotations
+
+import json
+
+import chess
+import pytest
+import torch
+
+import engine
+from engine.model_file import load_model, read_weights
+from engine.network import AlphaZeroNet
+from search import Limits, Searcher, SearchParams
+
+# (FEN, the move a trained network must find) -- a hanging queen to take, a mate in one to play
+CLEAR_POSITIONS = [
+    ("rnb1kbnr/pppp1ppp/8/4p1q1/3PP3/8/PPP2PPP/RNBQKBNR w KQkq - 1 3", "c1g5"),  # bishop takes the queen
+    ("r1bqkbnr/pppp1ppp/2n5/4p3/2B1P3/5Q2/PPPP1PPP/RNB1K1NR w KQkq - 4 4", "f3f7"),  # scholar's mate
+    ("6k1/5ppp/8/8/8/8/5PPP/3R2K1 w - - 0 1", "d1d8"),  # back-rank mate
+    ("rnbqkbnr/ppp2ppp/8/3pp3/4P1Q1/8/PPPP1PPP/RNB1KBNR b KQkq - 1 3", "c8g4"),  # black takes the queen
+]
+
+
+def _card() -> dict:
+    path = engine.default_model_path()
+    card = path.with_name(path.name + ".json")
+    return json.loads(card.read_text()) if card.is_file() else {}
+
+
+def test_default_model_has_pytorch_alpha_zero_keys() -> None:
+    weights = read_weights(engine.default_model_path())
+    assert weights.kind == "fp32"
+    reference = AlphaZeroNet(weights.blocks, weights.filters).state_dict()
+    assert list(weights.state_dict) == list(reference)
+    for key, tensor in reference.items():
+        assert weights.state_dict[key].shape == tensor.shape, key
+        assert weights.state_dict[key].dtype == tensor.dtype, key
+    assert not any(torch.isnan(t).any() for t in weights.state_dict.values() if t.is_floating_point())
+
+
+def test_default_model_static_sibling_loads() -> None:
+    evaluator = load_model(engine.default_model_path(), backend="static-int8")
+    assert evaluator.kind == "static-int8"
+    assert any("static_quantized" in note for note in evaluator.info.notes)
+
+
+def _hanging_queen(fen: str) -> bool:
+    return fen in (CLEAR_POSITIONS[0][0], CLEAR_POSITIONS[3][0])
+
+
+@pytest.mark.parametrize("nodes", [1, 200])
+@pytest.mark.parametrize("fen,expected", CLEAR_POSITIONS)
+def test_default_model_plays_clear_moves(fen: str, expected: str, nodes: int, request: pytest.FixtureRequest) -> None:
+    card = _card()
+    if not card.get("trained", False):
+        pytest.skip("the bundled network is the untrained placeholder (see its model card)")
+    if _hanging_queen(fen) and card.get("known_weakness") == "hanging-queen":
+        # v0 (docs/MODEL.md) plays Nf3 / Nf6 here: its value head has not learnt material yet. Strict:
+        # the day a retrained network takes the queen, this fails until the card drops the weakness.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="v0 network misses a hanging queen"))
+    evaluator = load_model(engine.default_model_path())
+    searcher = Searcher(evaluator, SearchParams())
+    result = searcher.search(chess.Board(fen), Limits(nodes=nodes))
+    searcher.close()
+    assert result.best_move == chess.Move.from_uci(expected)
