@@ -8,6 +8,7 @@ and agreement with fp32 on held-out positions.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -20,6 +21,8 @@ from typing import Any
 
 import chess
 import numpy as np
+
+from .command import atomic_write
 
 #: Fixed positions for the MCTS measurement: an opening, two middlegames, an endgame.
 MCTS_FENS = (
@@ -66,7 +69,7 @@ def _parse_batch_sizes(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; 0 on success, 2 on bad input."""
+    """Run the benchmark; 0 on success, 2 on bad input (outputs are written whole or not at all)."""
     try:
         results = benchmark(args)
     except BenchError as exc:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(format_results(results))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=2))
+        atomic_write(Path(args.json_out), json.dumps(results, indent=2).encode())
     if args.plot:
         plot(results, args.plot)
     return 0
@@ -298,5 +301,7 @@ def plot(r: dict[str, Any], path: str) -> None:
         ax.set_title("MCTS speed")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(Path(path), buffer.getvalue())

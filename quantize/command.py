@@ -64,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(format_report(report))
     if args.json_out:
-        _atomic_write(Path(args.json_out), json.dumps(report, indent=2).encode())
+        atomic_write(Path(args.json_out), json.dumps(report, indent=2).encode())
     return 0
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -135,7 +135,7 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
                         calibration_source=str(args.calibration_data or "built-in (engine/data/calibration.fen)"))
     data = quantization.archive_bytes(module, metadata)
     try:
-        _atomic_write(output, data)
+        atomic_write(output, data)
     except OSError as exc:
         raise QuantizeError(f"{output}: cannot write ({exc.strerror or exc})") from None
     elapsed = time.perf_counter() - started
