@@ -527,49 +527,45 @@ def test_fuzz_handle_never_fails(lines):
     assert text.splitlines()[-1].startswith("bestmove ")
 
 
-def test_handle_isready_and_stop_during_infinite_search():
+@pytest.fixture
+def session():
+    """An in-process engine without a network and the text it wrote; any search is stopped afterwards."""
     out = io.StringIO()
     uci = NetworkFreeEngine(UciWriter(out))
-    try:
-        uci.handle("go infinite")
-        assert uci.searching()
-        uci.handle("isready")
-        assert "readyok" in out.getvalue().splitlines()
-        assert "bestmove" not in out.getvalue()
-        uci.handle("stop")
-        assert not uci.searching()
-        assert out.getvalue().splitlines()[-1].startswith("bestmove ")
-    finally:
-        uci.handle("stop")
+    yield uci, out
+    uci.handle("stop")
+    if uci.searcher is not None:
         uci.searcher.close()
 
 
-def test_handle_ucinewgame_during_infinite_search_does_not_hang():
-    out = io.StringIO()
-    uci = NetworkFreeEngine(UciWriter(out))
-    try:
-        uci.handle("go infinite")
-        uci.handle("ucinewgame")  # used to join the endless search thread forever
-        assert not uci.searching()
-        uci.handle("isready")
-        assert out.getvalue().splitlines()[-1] == "readyok"
-    finally:
-        uci.handle("stop")
-        uci.searcher.close()
+def test_handle_isready_and_stop_during_infinite_search(session):
+    uci, out = session
+    uci.handle("go infinite")
+    assert uci.searching()
+    uci.handle("isready")
+    assert "readyok" in out.getvalue().splitlines()
+    assert "bestmove" not in out.getvalue()
+    uci.handle("stop")
+    assert not uci.searching()
+    assert out.getvalue().splitlines()[-1].startswith("bestmove ")
 
 
-def test_handle_go_mate_reports_without_stop():
-    out = io.StringIO()
-    uci = NetworkFreeEngine(UciWriter(out))
-    try:
-        uci.handle("position fen r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4")
-        uci.handle("go mate 1")
-        uci._search_thread.join(timeout=10)  # the search ends by itself: the mate is proven at the root
-        assert not uci.searching()
-        assert out.getvalue().splitlines()[-1] == "bestmove h5f7"
-    finally:
-        uci.handle("stop")
-        uci.searcher.close()
+def test_handle_ucinewgame_during_infinite_search_does_not_hang(session):
+    uci, out = session
+    uci.handle("go infinite")
+    uci.handle("ucinewgame")  # used to join the endless search thread forever
+    assert not uci.searching()
+    uci.handle("isready")
+    assert out.getvalue().splitlines()[-1] == "readyok"
+
+
+def test_handle_go_mate_reports_without_stop(session):
+    uci, out = session
+    uci.handle("position fen r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4")
+    uci.handle("go mate 1")
+    uci._search_thread.join(timeout=10)  # the search ends by itself: the mate is proven at the root
+    assert not uci.searching()
+    assert out.getvalue().splitlines()[-1] == "bestmove h5f7"
 
 
 def test_handle_position_moves_without_start_is_a_parse_error():
