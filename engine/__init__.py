@@ -19,7 +19,7 @@ from .interface import Evaluator, UniformEvaluator
 from .priors import legal_move_indices, masked_softmax, move_priors
 
 #: Backend names the ``Backend`` option accepts ("auto" picks what the file is).
-BACKENDS = ("auto", "fp32", "dynamic-int8", "static-int8")
+BACKENDS = ("auto", "fp32", "dynamic-int8", "static-int8", "onnx-fp32", "onnx-int8")
 
 # Names that need torch are imported on first use, so that ``import engine`` stays fast (a GUI
 # waits for ``uciok`` while the UCI loop starts).

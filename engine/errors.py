@@ -15,3 +15,10 @@ class ModelFileError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class BackendUnavailableError(ValueError):
+    """A backend was asked for that this installation cannot run (an optional dependency is missing).
+
+    The message says what to install.
+    """

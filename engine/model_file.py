@@ -1,5 +1,5 @@
-"""Reading model files: fp32 ``state_dict`` s, pytorch-alpha-zero's dynamic-int8 ``state_dict`` s, and
-TorchScript int8 archives with metadata; and :func:`load_model`, which picks the evaluator.
+"""Reading model files: fp32 ``state_dict`` s, pytorch-alpha-zero's dynamic-int8 ``state_dict`` s,
+TorchScript int8 archives and ONNX models with metadata; and :func:`load_model`, which picks the evaluator.
 
 Plain tensors are read with ``torch.load(..., weights_only=True)``: nothing untrusted is unpickled.
 """
@@ -17,14 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import BACKENDS, quantization
-from .errors import ModelFileError
+from . import BACKENDS, onnx_backend, quantization
+from .errors import BackendUnavailableError, ModelFileError
 from .evaluators import ModelInfo, TorchEvaluator, set_torch_threads
+from .interface import Evaluator
 from .network import AlphaZeroNet, architecture_of
 
 log = logging.getLogger(__name__)
 
-EXPECTED = "an azengine / pytorch-alpha-zero AlphaZeroNet model (.pt state_dict or TorchScript archive)"
+EXPECTED = ("an azengine / pytorch-alpha-zero AlphaZeroNet model (.pt state_dict, TorchScript archive "
+            "or .onnx file)")
 
 
 @dataclass
@@ -32,11 +34,12 @@ class WeightsFile:
     """A model file read from disk: what kind it is and its contents (not yet an evaluator)."""
 
     path: Path
-    kind: str  # "fp32" | "dynamic-int8" | "static-int8"
+    kind: str  # "fp32" | "dynamic-int8" | "static-int8" | "onnx-fp32" | "onnx-int8"
     blocks: int
     filters: int
     state_dict: Mapping[str, Any] | None = None  # state_dict files
     module: torch.jit.ScriptModule | None = None  # TorchScript archives
+    onnx_bytes: bytes | None = None  # ONNX models
     metadata: dict[str, Any] | None = None
 
     def info(self, kind: str | None = None) -> ModelInfo:
@@ -88,6 +91,17 @@ def _read_archive(path: Path) -> WeightsFile:
                        module=module, metadata=metadata)
 
 
+def _read_onnx(path: Path) -> WeightsFile:
+    try:
+        data, metadata = onnx_backend.read_onnx(path)
+    except BackendUnavailableError:
+        raise
+    except ValueError as exc:
+        raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
+    return WeightsFile(path, metadata["kind"], int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
+                       onnx_bytes=data, metadata=metadata)
+
+
 def _read_state_dict(path: Path) -> WeightsFile:
     try:
         with quantization.quiet():
@@ -127,6 +141,8 @@ def read_weights(path: str | Path) -> WeightsFile:
         raise ModelFileError(path, f"is not a regular file; expected {EXPECTED}")
     if path.stat().st_size == 0:
         raise ModelFileError(path, f"file is empty; expected {EXPECTED}")
+    if onnx_backend.looks_like_onnx(path):
+        return _read_onnx(path)
     try:
         archive = zipfile.is_zipfile(path) and _is_torchscript(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -174,10 +190,17 @@ def _dynamic_state_dict_module(weights: WeightsFile) -> nn.Module:
 
 
 def sibling_path(path: str | Path, kind: str) -> Path:
-    """Where ``azengine quantize`` puts the int8 version of an fp32 file: ``<stem>_<type>_quantized.pt``."""
+    """Where ``azengine quantize`` puts another kind of an fp32 file ``<stem>.pt``.
+
+    ``<stem>_dynamic_quantized.pt`` and ``<stem>_static_quantized.pt`` (pytorch-alpha-zero's names),
+    ``<stem>.onnx`` and ``<stem>_static_quantized.onnx``.
+    """
     path = Path(path)
-    short = {"dynamic-int8": "dynamic", "static-int8": "static"}[kind]
-    return path.with_name(f"{path.stem}_{short}_quantized{path.suffix or '.pt'}")
+    name = {"dynamic-int8": f"{path.stem}_dynamic_quantized{path.suffix or '.pt'}",
+            "static-int8": f"{path.stem}_static_quantized{path.suffix or '.pt'}",
+            "onnx-fp32": f"{path.stem}.onnx",
+            "onnx-int8": f"{path.stem}_static_quantized.onnx"}[kind]
+    return path.with_name(name)
 
 
 def fp32_module(net: AlphaZeroNet) -> nn.Module:
@@ -189,13 +212,14 @@ def fp32_module(net: AlphaZeroNet) -> nn.Module:
     return quantization.fold_batchnorm(net)
 
 
-def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> TorchEvaluator:
+def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:
     """Load a model file and return an evaluator of the requested ``backend``.
 
-    ``backend``: ``auto`` (what the file is), ``fp32``, ``dynamic-int8`` or ``static-int8``. An int8
-    backend asked of an fp32 file uses the sibling ``<stem>_<type>_quantized.pt`` when it exists, else
-    quantizes in memory (static: calibrated on the built-in positions) and says so in ``info.notes``.
-    Raises :class:`ModelFileError` for a bad file or an impossible request (fp32 of an int8-only file).
+    ``backend``: ``auto`` (what the file is), ``fp32``, ``dynamic-int8``, ``static-int8``, ``onnx-fp32``
+    or ``onnx-int8``. Another backend asked of an fp32 file uses its sibling file (:func:`sibling_path`)
+    when it exists, else converts in memory (static int8: calibrated on the built-in positions) and says
+    so in ``info.notes``. Raises :class:`ModelFileError` for a bad file or an impossible request (fp32
+    of an int8-only file), :class:`BackendUnavailableError` for an ONNX backend without onnxruntime.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -206,6 +230,8 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     if weights.kind != "fp32" and backend != weights.kind:
         raise ModelFileError(weights.path, f"is a {weights.kind} model and cannot run as {backend}; "
                                            f"load its fp32 file for that")
+    if weights.onnx_bytes is not None:
+        return onnx_backend.OnnxEvaluator(weights.onnx_bytes, backend, weights.info(), threads)
     if weights.kind != "fp32":
         module = weights.module if weights.module is not None else _dynamic_state_dict_module(weights)
         return TorchEvaluator(module, backend, weights.info(), threads)
@@ -220,6 +246,8 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     info = weights.info(backend)
     if backend == "fp32":
         module = fp32_module(net)
+    elif backend in onnx_backend.ONNX_KINDS:
+        return _onnx_in_memory(net, backend, info, threads)
     elif backend == "dynamic-int8":
         module = quantization.to_torchscript(quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net)))
         info.notes.append("dynamic-int8 quantized in memory (Linear layers int8, convolutions fp32)")
@@ -231,3 +259,19 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
         info.notes.append(f"static-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
                           f"run 'azengine quantize' to save it")
     return TorchEvaluator(module, backend, info, threads)
+
+
+def _onnx_in_memory(net: AlphaZeroNet, backend: str, info: ModelInfo, threads: int | None) -> Evaluator:
+    """An ONNX evaluator of an fp32 network, exported (and for int8, quantized) now."""
+    model = onnx_backend.export_fp32(fp32_module(net))
+    if backend == "onnx-int8":
+        from .calibration import builtin_calibration_planes
+
+        planes = builtin_calibration_planes()
+        model = onnx_backend.quantize_int8(model, [planes[i:i + 64] for i in range(0, len(planes), 64)])
+        info.notes.append(f"onnx-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
+                          f"run 'azengine quantize --format onnx --type static' to save it")
+    else:
+        info.notes.append("exported to ONNX in memory; run 'azengine quantize --format onnx --type fp32' to save it")
+    data = onnx_backend.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
+    return onnx_backend.OnnxEvaluator(data, backend, info, threads)

@@ -125,7 +125,7 @@ def _int8_file(model: Path, kind: str, given: str | None, workdir: Path, threads
     if sibling.is_file():
         return sibling, "sibling file"
     output = workdir / sibling.name
-    ns = argparse.Namespace(model=str(model), type=kind.split("-")[0], calibration_size=1024,
+    ns = argparse.Namespace(model=str(model), type=kind.split("-")[0], format="torchscript", calibration_size=1024,
                             calibration_data=None, qengine=DEFAULT_QENGINE, output=str(output), threads=threads)
     try:
         quantize_file(ns)

@@ -1,9 +1,12 @@
-"""``azengine quantize``: write the int8 version of an fp32 model and report its accuracy.
+"""``azengine quantize``: write the int8 (or ONNX) version of an fp32 model and report its accuracy.
 
-Dynamic: int8 weights for the Linear layers (policy fc1, value fc1/fc2), quantized on the fly per
-batch; convolutions stay fp32. Static: BatchNorm folded, conv+ReLU fused, per-channel int8 weights,
-int8 activations everywhere including the skip additions, activation ranges calibrated on real
-positions. Both are saved as TorchScript archives with metadata, which ``load_model`` recognises.
+TorchScript (default format). Dynamic: int8 weights for the Linear layers (policy fc1, value fc1/fc2),
+quantized on the fly per batch; convolutions stay fp32. Static: BatchNorm folded, conv+ReLU fused,
+per-channel int8 weights, int8 activations everywhere including the skip additions, activation ranges
+calibrated on real positions. Both are saved as TorchScript archives with metadata.
+
+ONNX (``--format onnx``): fp32 (the BatchNorm-folded network exported) or static int8 in QDQ form,
+calibrated on the same positions. ``load_model`` recognises every one of these files.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +26,15 @@ from engine.quantization import DEFAULT_QENGINE
 DEFAULT_CALIBRATION_SIZE = 1024
 HELDOUT_SIZE = 512
 QENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+FORMATS = ("torchscript", "onnx")
 LAYERS = {
-    "dynamic": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
-               "per batch at run time; fp32: all convolutions",
-    "static": "int8: every convolution (BatchNorm folded, ReLU fused), the skip additions, the Linear layers "
-              "and the activations between them; fp32: the input and the two outputs",
+    "dynamic-int8": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
+                    "per batch at run time; fp32: all convolutions",
+    "static-int8": "int8: every convolution (BatchNorm folded, ReLU fused), the skip additions, the Linear "
+                   "layers and the activations between them; fp32: the input and the two outputs",
+    "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
+    "onnx-int8": "int8 (QDQ): every convolution (BatchNorm folded), the skip additions, the Linear layers and "
+                 "the activations between them; fp32: the input, the value tanh and the two outputs",
 }
 
 
@@ -38,19 +46,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``azengine quantize``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
-        "Quantize an fp32 model (pytorch-alpha-zero state_dict) to int8.\n\n"
-        f"dynamic: {LAYERS['dynamic']}.\nstatic:  {LAYERS['static']}.\n\n"
+        "Quantize an fp32 model (pytorch-alpha-zero state_dict) to int8, or export it to ONNX.\n\n"
+        f"--format torchscript (default):\n  dynamic: {LAYERS['dynamic-int8']}.\n  static:  {LAYERS['static-int8']}."
+        f"\n--format onnx (needs 'pip install azengine[onnx]'):\n  fp32:    {LAYERS['onnx-fp32']}.\n"
+        f"  static:  {LAYERS['onnx-int8']}.\n\n"
         "Dynamic quantization of the convolutions is not offered: PyTorch has no dynamic int8 convolution "
         "kernel for the CPU backends, so only the Linear layers can be quantized dynamically.")
     parser.add_argument("--model", help="fp32 model file (default: the bundled network)")
-    parser.add_argument("--type", choices=("dynamic", "static"), required=True, help="quantization type")
+    parser.add_argument("--type", choices=("dynamic", "static", "fp32"), required=True,
+                        help="quantization type (fp32: ONNX export without quantization, --format onnx only)")
+    parser.add_argument("--format", choices=FORMATS, default="torchscript",
+                        help="output format (default torchscript)")
     parser.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
                         help=f"calibration positions for static (default {DEFAULT_CALIBRATION_SIZE})")
     parser.add_argument("--calibration-data", help="EPD/FEN or PGN file of calibration positions (default: the "
                         "built-in positions from real games: ECO openings continued by Stockfish)")
     parser.add_argument("--qengine", choices=QENGINES, default=DEFAULT_QENGINE,
                         help=f"quantized kernel library (default {DEFAULT_QENGINE}: fastest here at batch 32-64)")
-    parser.add_argument("--output", help="output file (default: <stem>_<type>_quantized.pt beside the model)")
+    parser.add_argument("--output", help="output file (default beside the model: <stem>_<type>_quantized.pt; "
+                        "onnx: <stem>.onnx, <stem>_static_quantized.onnx)")
     parser.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 
@@ -97,6 +111,7 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
     """Quantize ``args.model`` and return the report (also used by tests and ``azengine bench``)."""
     import engine
     from engine import quantization
+    from engine.errors import BackendUnavailableError
     from engine.evaluators import set_torch_threads
     from engine.model_file import build_network, load_model, read_weights, sibling_path
 
@@ -105,7 +120,7 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
 
     set_torch_threads(args.threads)
     model = Path(args.model) if args.model else engine.default_model_path()
-    kind = f"{args.type}-int8"
+    kind = _output_kind(args.type, args.format)
     try:
         weights = read_weights(model)
     except engine.ModelFileError as exc:
@@ -121,19 +136,29 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     metadata: dict[str, Any] = {
         "kind": kind, "blocks": weights.blocks, "filters": weights.filters, "source_model": model.name,
-        "int8_layers": LAYERS[args.type],
+        "int8_layers": LAYERS[kind],
     }
-    if args.type == "dynamic":
-        module = quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net))
-    else:
+    boards = []
+    if kind in ("static-int8", "onnx-int8"):
         try:
             boards = calibration_positions(args.calibration_data, args.calibration_size)
         except PositionFileError as exc:
             raise QuantizeError(str(exc)) from None
-        module = _calibrate(net, boards, args.qengine)
-        metadata.update(qengine=args.qengine, calibration_positions=len(boards),
+        metadata.update(calibration_positions=len(boards),
                         calibration_source=str(args.calibration_data or "built-in (engine/data/calibration.fen)"))
-    data = quantization.archive_bytes(module, metadata)
+    try:
+        if kind == "dynamic-int8":
+            data = quantization.archive_bytes(quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net)),
+                                              metadata)
+        elif kind == "static-int8":
+            metadata["qengine"] = args.qengine
+            module = _calibrate(boards, lambda batches, progress: quantization.quantize_static(
+                net, batches, args.qengine, progress=progress))
+            data = quantization.archive_bytes(module, metadata)
+        else:
+            data = _onnx_bytes(net, kind, boards, metadata)
+    except BackendUnavailableError as exc:
+        raise QuantizeError(str(exc)) from None
     try:
         atomic_write(output, data)
     except OSError as exc:
@@ -141,27 +166,55 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
 
     reference = load_model(model, "fp32", args.threads)
-    quantized = load_model(output, "auto", args.threads)
-    accuracy = compare(reference, quantized, heldout_positions(HELDOUT_SIZE))
+    converted = load_model(output, "auto", args.threads)
+    accuracy = compare(reference, converted, heldout_positions(HELDOUT_SIZE))
     return {
         "model": str(model), "output": str(output), "type": kind, "blocks": weights.blocks,
-        "filters": weights.filters, "int8_layers": LAYERS[args.type],
+        "filters": weights.filters, "int8_layers": LAYERS[kind],
         "qengine": metadata.get("qengine"), "calibration_positions": metadata.get("calibration_positions"),
-        "fp32_bytes": model.stat().st_size, "int8_bytes": output.stat().st_size,
+        "fp32_bytes": model.stat().st_size, "output_bytes": output.stat().st_size,
         "size_ratio": output.stat().st_size / model.stat().st_size,
         "seconds": elapsed, "accuracy": accuracy.to_dict(),
     }
 
 
-def _calibrate(net: Any, boards: list, qengine: str) -> Any:
+def _output_kind(quantization_type: str, output_format: str) -> str:
+    """The evaluator kind of the file to write, or QuantizeError for a combination that is not offered."""
+    if output_format == "onnx":
+        if quantization_type == "dynamic":
+            raise QuantizeError("--format onnx offers --type fp32 or static: ONNX Runtime's dynamic int8 "
+                                "convolutions (ConvInteger) are not used here")
+        return {"fp32": "onnx-fp32", "static": "onnx-int8"}[quantization_type]
+    if quantization_type == "fp32":
+        raise QuantizeError("--type fp32 needs --format onnx (the .pt file already is the TorchScript-free fp32 "
+                            "model)")
+    return f"{quantization_type}-int8"
+
+
+def _onnx_bytes(net: Any, kind: str, boards: list, metadata: dict[str, Any]) -> bytes:
+    """The ONNX file of ``net``: exported, then (for onnx-int8) QDQ-quantized on ``boards``."""
+    import torch
+
+    from engine import onnx_backend
+    from engine.model_file import fp32_module
+
+    model = onnx_backend.export_fp32(fp32_module(net))
+    if kind == "onnx-int8":
+        model = _calibrate(boards, lambda batches, progress: onnx_backend.quantize_int8(model, batches, progress))
+    metadata.update(format_version=1, torch_version=torch.__version__,
+                    onnxruntime_version=onnx_backend.runtime_version())
+    return onnx_backend.model_bytes(model, metadata)
+
+
+def _calibrate(boards: list, quantize: Callable[[Iterator[Any], Callable[[int], Any]], Any]) -> Any:
+    """Run ``quantize(batches, progress)`` over ``boards`` encoded in batches of 64, with a progress bar."""
     from tqdm import tqdm
 
     from engine.encoding import encode_batch
-    from engine.quantization import quantize_static
 
     batches = (encode_batch(boards[i:i + 64]) for i in range(0, len(boards), 64))
     with tqdm(total=len(boards), desc="calibrating", unit="pos", file=sys.stderr, leave=False) as bar:
-        return quantize_static(net, batches, qengine, progress=bar.update)
+        return quantize(batches, bar.update)
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -170,11 +223,12 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"wrote {r['output']} ({r['type']}, {r['blocks']}x{r['filters']}) in {r['seconds']:.1f} s",
         f"  int8 layers: {r['int8_layers']}",
-        f"  size on disk: fp32 {r['fp32_bytes'] / 1e6:.2f} MB -> int8 {r['int8_bytes'] / 1e6:.2f} MB "
+        f"  size on disk: fp32 {r['fp32_bytes'] / 1e6:.2f} MB -> {r['type']} {r['output_bytes'] / 1e6:.2f} MB "
         f"({100 * r['size_ratio']:.1f}% of fp32)",
     ]
     if r.get("calibration_positions"):
-        lines.append(f"  calibration: {r['calibration_positions']} positions, qengine {r['qengine']}")
+        engine_used = f", qengine {r['qengine']}" if r.get("qengine") else ""
+        lines.append(f"  calibration: {r['calibration_positions']} positions{engine_used}")
     lines += [
         f"  accuracy vs fp32 on {a['positions']} held-out positions:",
         f"    value RMSE {a['value_rmse']:.4f}, max error {a['value_max_error']:.4f}",

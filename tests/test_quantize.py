@@ -50,7 +50,7 @@ def test_quantize_small_network(small_model: Path, tmp_path: Path, qtype: str) -
     assert "top-1 move agreement" in out.stdout
     assert _kind_in_fresh_process(expected) == f"{qtype}-int8"
     report = json.loads(report_path.read_text())
-    assert report["int8_bytes"] == expected.stat().st_size
+    assert report["output_bytes"] == expected.stat().st_size
     assert report["fp32_bytes"] == small_model.stat().st_size
     acc = report["accuracy"]
     assert acc["positions"] == 512

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from engine import BACKENDS
+
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
-BACKEND_CHOICES = ("auto", "fp32", "dynamic-int8", "static-int8")
 
 
 class OptionError(ValueError):
@@ -88,7 +89,8 @@ OPTIONS: tuple[Option, ...] = (
            "'azengine quantize'. <bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
            "How the network runs. auto: what the file is. An int8 backend on an fp32 file uses the "
-           "<stem>_<type>_quantized.pt file beside it, else quantizes at load time.", choices=BACKEND_CHOICES),
+           "<stem>_<type>_quantized.pt (onnx: <stem>.onnx, <stem>_static_quantized.onnx) file beside it, "
+           "else converts at load time. onnx-* need 'pip install azengine[onnx]'.", choices=BACKENDS),
     Option("Threads", "spin", 1,
            "Threads for the network (torch intra-op). The search itself runs on one more thread; 1 gave "
            "the most nodes/s on a 2-core machine (see docs/PERFORMANCE.md).", 1, 256),
