@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8 backends to compare with fp32 (default both)")
     parser.add_argument("--dynamic-model", help="dynamic-int8 file (default: the sibling file, else made now)")
     parser.add_argument("--static-model", help="static-int8 file (default: the sibling file, else made now)")
+    parser.add_argument("--onnx", choices=("auto", "yes", "no"), default="auto",
+                        help="also measure the ONNX Runtime backends onnx-fp32 and onnx-int8 (default auto: when "
+                             "onnxruntime is installed)")
     parser.add_argument("--batch-sizes", default=DEFAULT_BATCH_SIZES, help=f"default {DEFAULT_BATCH_SIZES}")
     parser.add_argument("--skip-mcts", action="store_true", help="skip the MCTS nodes/s section")
     parser.add_argument("--nodes", type=int, default=2000, help="MCTS playouts per position (default 2000)")
@@ -112,8 +115,8 @@ def _time_batches(evaluator: Any, planes: np.ndarray, repeats: int, min_seconds:
     return {"positions_per_s": statistics.median(rates), "ms_per_batch": statistics.median(per_batch)}
 
 
-def _int8_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
-    """The int8 file to measure: given, the sibling file, or one quantized now into ``workdir``."""
+def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
+    """The file of ``kind`` to measure: given, the sibling file, or one made now into ``workdir``."""
     from engine.model_file import sibling_path
     from engine.quantization import DEFAULT_QENGINE
 
@@ -125,13 +128,26 @@ def _int8_file(model: Path, kind: str, given: str | None, workdir: Path, threads
     if sibling.is_file():
         return sibling, "sibling file"
     output = workdir / sibling.name
-    ns = argparse.Namespace(model=str(model), type=kind.split("-")[0], format="torchscript", calibration_size=1024,
-                            calibration_data=None, qengine=DEFAULT_QENGINE, output=str(output), threads=threads)
+    onnx = kind.startswith("onnx-")
+    ns = argparse.Namespace(model=str(model), format="onnx" if onnx else "torchscript",
+                            type={"onnx-fp32": "fp32", "onnx-int8": "static"}.get(kind, kind.split("-")[0]),
+                            calibration_size=1024, calibration_data=None, qengine=DEFAULT_QENGINE,
+                            output=str(output), threads=threads)
     try:
         quantize_file(ns)
     except QuantizeError as exc:
         raise BenchError(str(exc)) from None
-    return output, "quantized now"
+    return output, "made now"
+
+
+def _onnx_kinds(choice: str) -> list[str]:
+    from engine import onnx_backend
+
+    if choice == "no" or (choice == "auto" and not onnx_backend.available()):
+        return []
+    if not onnx_backend.available():
+        raise BenchError(f"--onnx yes: {onnx_backend.INSTALL_HINT}")
+    return list(onnx_backend.ONNX_KINDS)
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +172,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(str(exc)) from None
 
     kinds = {"none": [], "dynamic": ["dynamic-int8"], "static": ["static-int8"],
-             "both": ["dynamic-int8", "static-int8"]}[args.quantization]
+             "both": ["dynamic-int8", "static-int8"]}[args.quantization] + _onnx_kinds(args.onnx)
     with tempfile.TemporaryDirectory(prefix="azengine-bench-") as tmp:
         files: dict[str, tuple[Path, str]] = {"fp32": (model, "given")}
         try:
@@ -164,8 +180,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         except engine.ModelFileError as exc:
             raise BenchError(str(exc)) from None
         for kind in kinds:
-            given = args.dynamic_model if kind == "dynamic-int8" else args.static_model
-            files[kind] = _int8_file(model, kind, given, Path(tmp), args.threads)
+            given = {"dynamic-int8": args.dynamic_model, "static-int8": args.static_model}.get(kind)
+            files[kind] = _converted_file(model, kind, given, Path(tmp), args.threads)
             try:
                 evaluators[kind] = load_model(files[kind][0], "auto", args.threads)
             except engine.ModelFileError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine import onnx_backend
 from engine.network import AlphaZeroNet
 
 
@@ -31,7 +32,8 @@ def test_bench_writes_every_section(model: Path, tmp_path: Path) -> None:
                  "--nodes", "40", "--json", str(out_json), "--plot", str(out_png))
     assert out.returncode == 0, out.stderr
     r = json.loads(out_json.read_text())
-    assert set(r["throughput"]) == {"fp32", "dynamic-int8", "static-int8"}
+    onnx = {"onnx-fp32", "onnx-int8"} if onnx_backend.available() else set()
+    assert set(r["throughput"]) == {"fp32", "dynamic-int8", "static-int8"} | onnx
     for per_batch in r["throughput"].values():
         assert set(per_batch) == {"1", "4"}
         assert all(v["positions_per_s"] > 0 and v["ms_per_batch"] > 0 for v in per_batch.values())
@@ -39,21 +41,21 @@ def test_bench_writes_every_section(model: Path, tmp_path: Path) -> None:
         assert m["nodes_per_s"] > 0 and m["raw_positions_per_s_at_minibatch"] > 0, kind
         assert m["nodes"] == 4 * 40
     for kind, size in r["sizes"].items():
-        if size["source"] != "quantized now":  # files made in a temporary folder are gone after the run
+        if size["source"] != "made now":  # files made in a temporary folder are gone after the run
             assert size["bytes"] == Path(size["file"]).stat().st_size, kind
         assert size["bytes"] > 0
     assert r["sizes"]["fp32"]["bytes"] == model.stat().st_size
     for acc in r["accuracy"].values():
         assert 0 <= acc["top1_agreement"] <= 1 and acc["value_rmse"] >= 0
     assert r["machine"]["torch_threads"] == 1 and r["machine"]["torch"] == torch.__version__
-    assert len(r["summary"]) == 2
+    assert len(r["summary"]) == 2 + len(onnx)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Evaluator throughput" in out.stdout and "Summary" in out.stdout
 
 
 def test_bench_skip_mcts_and_only_fp32(model: Path, tmp_path: Path) -> None:
     out_json = tmp_path / "b.json"
-    out = _bench("--model", str(model), "--quantization", "none", "--skip-mcts", "--batch-sizes", "2",
+    out = _bench("--model", str(model), "--quantization", "none", "--onnx", "no", "--skip-mcts", "--batch-sizes", "2",
                  "--repeats", "1", "--seconds", "0.02", "--json", str(out_json))
     assert out.returncode == 0, out.stderr
     r = json.loads(out_json.read_text())
