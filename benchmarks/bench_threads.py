@@ -1,9 +1,10 @@
-"""Search nodes/s against torch threads and minibatch size, fp32 and static int8, next to raw throughput.
+"""Search nodes/s against network threads and minibatch size per backend, next to raw throughput.
 
 Chooses the defaults of the ``Threads`` and ``MinibatchSize`` options: the search thread shares the cores
-with torch's pool, so the raw evaluator speed alone does not tell which setting searches fastest.
+with the network's thread pool, so the raw evaluator speed alone does not tell which setting searches
+fastest. ``onnx-int8+spin`` is ONNX Runtime with its idle threads spinning (the engine turns that off).
 
-    python benchmarks/bench_threads.py [--blocks 6 --filters 64 --nodes 3000]
+    python benchmarks/bench_threads.py [--blocks 6 --filters 64 --nodes 3000 --backends fp32,onnx-int8]
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import chess
 import torch
 
-from engine import quantization
+from engine import onnx_backend, quantization
 from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch
-from engine.model_file import load_model
+from engine.model_file import fp32_module, load_model, sibling_path
 from engine.network import AlphaZeroNet
 from search import Limits, Searcher, SearchParams
 
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=3000)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batches", default="16,32,64")
+    parser.add_argument("--backends", default="fp32,static-int8",
+                        help="comma-separated: fp32, static-int8, onnx-fp32, onnx-int8, onnx-int8+spin")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (meaningful only on a quiet machine)")
     torch.manual_seed(0)
@@ -73,9 +76,19 @@ def main() -> None:
         meta = {"kind": "static-int8", "blocks": args.blocks, "filters": args.filters,
                 "qengine": quantization.DEFAULT_QENGINE}
         (Path(tmp) / "net_static_quantized.pt").write_bytes(quantization.archive_bytes(static, meta))
-        for backend in ("fp32", "static-int8"):
+        backends = args.backends.split(",")
+        if any(b.startswith("onnx") for b in backends):
+            fp32_onnx = onnx_backend.export_fp32(fp32_module(net))
+            int8_onnx = onnx_backend.quantize_int8(fp32_onnx, [builtin_calibration_planes()[:512]])
+            for kind, model in (("onnx-fp32", fp32_onnx), ("onnx-int8", int8_onnx)):
+                sibling_path(path, kind).write_bytes(onnx_backend.model_bytes(model, {**meta, "kind": kind}))
+        for backend in backends:
             for threads in (int(t) for t in args.threads.split(",")):
-                evaluator = load_model(path, backend, threads)
+                if backend.endswith("+spin"):
+                    data = sibling_path(path, backend.removesuffix("+spin")).read_bytes()
+                    evaluator = onnx_backend.OnnxEvaluator(data, backend, None, threads, spinning=True)
+                else:
+                    evaluator = load_model(path, backend, threads)
                 for batch in (int(b) for b in args.batches.split(",")):
                     raw = raw_rate(evaluator, batch)
                     nps = search_rate(evaluator, batch, args.nodes)

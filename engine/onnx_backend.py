@@ -175,12 +175,12 @@ def read_onnx(path: Path) -> tuple[bytes, dict[str, Any]]:
     return data, metadata
 
 
-def make_session(data: bytes, threads: int | None) -> Any:
+def make_session(data: bytes, threads: int | None, spinning: bool = False) -> Any:
     """An ONNX Runtime CPU session for model bytes.
 
-    ``threads`` intra-op threads (default 1), sequential execution, full graph optimisation, and no
-    spinning of idle pool threads: a spinning thread takes the core the search thread needs (see
-    docs/PERFORMANCE.md).
+    ``threads`` intra-op threads (default 1), sequential execution, full graph optimisation, and by
+    default no spinning of idle pool threads: a spinning thread takes the core the search thread needs
+    (measured in docs/PERFORMANCE.md).
     """
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
@@ -188,7 +188,7 @@ def make_session(data: bytes, threads: int | None) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
@@ -196,8 +196,8 @@ def make_session(data: bytes, threads: int | None) -> Any:
 class OnnxEvaluator:
     """Runs an ONNX model through ONNX Runtime (which releases the GIL while it computes)."""
 
-    def __init__(self, data: bytes, kind: str, info: Any, threads: int | None = None) -> None:
-        self.session = make_session(data, threads)
+    def __init__(self, data: bytes, kind: str, info: Any, threads: int | None = None, spinning: bool = False) -> None:
+        self.session = make_session(data, threads, spinning)
         self.kind = kind
         self.info = info
         self.threads = threads
