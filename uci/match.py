@@ -914,7 +914,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--each", action="append", nargs="+", default=[], metavar="FIELD",
                    help="fields applied to both engines, e.g. option.Threads=1 (an engine's own options win)")
     g.add_argument("--quantization", nargs=2, metavar=("FP32_MODEL", "INT8_MODEL"),
-                   help="shortcut: azengine with WeightsFile=FP32_MODEL Backend=fp32 against WeightsFile=INT8_MODEL, "
+                   help="shortcut: azengine with WeightsFile=FP32_MODEL Backend=fp32 against WeightsFile=INT8_MODEL "
+                   "(a TorchScript int8 .pt or an ONNX .onnx file), "
                    f"at equal nodes (--nodes, default {QUANT_DEFAULT_NODES}) and then at equal time (--tc, default "
                    f"{QUANT_DEFAULT_TC}), --games games each")
     g = parser.add_argument_group("limits")
