@@ -92,8 +92,8 @@ OPTIONS: tuple[Option, ...] = (
            "<stem>_<type>_quantized.pt (onnx: <stem>.onnx, <stem>_static_quantized.onnx) file beside it, "
            "else converts at load time. onnx-* need 'pip install azengine[onnx]'.", choices=BACKENDS),
     Option("Threads", "spin", 1,
-           "Threads for the network (torch intra-op). The search itself runs on one more thread; 1 gave "
-           "the most nodes/s on a 2-core machine (see docs/PERFORMANCE.md).", 1, 256),
+           "Threads for the network (torch or ONNX Runtime intra-op). The search itself runs on one more "
+           "thread; 1 gave the most nodes/s on a 2-core machine (see docs/PERFORMANCE.md).", 1, 256),
     Option("MinibatchSize", "spin", 32, "Positions evaluated per network call.", 1, 1024),
     Option("CPuct", "float", 1.745, "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
     Option("CPuctBase", "float", 38739.0, "Visits scale of the growth of the exploration term.", 1.0, 1e9),
