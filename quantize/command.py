@@ -187,8 +187,7 @@ def _output_kind(quantization_type: str, output_format: str) -> str:
                                 "convolutions (ConvInteger) are not used here")
         return {"fp32": "onnx-fp32", "static": "onnx-int8"}[quantization_type]
     if quantization_type == "fp32":
-        raise QuantizeError("--type fp32 needs --format onnx (the .pt file already is the TorchScript-free fp32 "
-                            "model)")
+        raise QuantizeError("--type fp32 needs --format onnx (for torch, the fp32 .pt file itself is the fp32 model)")
     return f"{quantization_type}-int8"
 
 
