@@ -28,10 +28,6 @@ ARCHIVE_FORMAT_VERSION = 1
 #: onednn ran this project's int8 convolutions fastest on an AVX2 CPU at batch 32-64 (x86 and fbgemm were
 #: 15-25% slower there; x86 is faster at batch 1). See docs/PERFORMANCE.md.
 DEFAULT_QENGINE = "onednn"
-#: Modules static quantization leaves in fp32. The value head is about 0.1% of the network's
-#: multiply-adds, and its output goes straight into every backup: in fp32 it cut the value RMSE
-#: against the fp32 network from 0.0213 to 0.0189 (v0, 512 held-out positions) at no measurable cost.
-STATIC_FP32_MODULES = ("valueHead",)
 
 
 @contextmanager
@@ -79,8 +75,7 @@ def quantize_static(
     qengine: str = DEFAULT_QENGINE,
     progress: Callable[[int], None] | None = None,
 ) -> nn.Module:
-    """Static int8 via FX graph mode: conv+bn+relu fused, per-channel int8 weights, int8 skip additions;
-    the modules in :data:`STATIC_FP32_MODULES` stay fp32.
+    """Static int8 via FX graph mode: conv+bn+relu fused, per-channel int8 weights, int8 skip additions.
 
     ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at inference;
     observers record their activation ranges. ``progress`` is called with each batch's size.
@@ -91,10 +86,7 @@ def quantize_static(
     set_qengine(qengine)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
     with quiet():
-        mapping = get_default_qconfig_mapping(qengine)
-        for name in STATIC_FP32_MODULES:
-            mapping = mapping.set_module_name(name, None)
-        prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, example)
+        prepared = prepare_fx(copy.deepcopy(net).eval(), get_default_qconfig_mapping(qengine), example)
         seen = 0
         with torch.inference_mode():
             for batch in calibration_batches:

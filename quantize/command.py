@@ -30,9 +30,8 @@ FORMATS = ("torchscript", "onnx")
 LAYERS = {
     "dynamic-int8": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
                     "per batch at run time; fp32: all convolutions",
-    "static-int8": "int8: every convolution of the tower and the policy head (BatchNorm folded, ReLU fused), "
-                   "the skip additions, the policy Linear layer and the activations between them; fp32: the "
-                   "input, the value head (under 0.1% of the work) and the two outputs",
+    "static-int8": "int8: every convolution (BatchNorm folded, ReLU fused), the skip additions, the Linear "
+                   "layers and the activations between them; fp32: the input and the two outputs",
     "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
     "onnx-int8": "int8 (QDQ): every convolution (BatchNorm folded), the skip additions, the Linear layers and "
                  "the activations between them; fp32: the input, the value tanh and the two outputs",
