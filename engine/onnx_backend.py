@@ -2,7 +2,7 @@
 
 A second path beside TorchScript, which torch 2.13 marks deprecated. Export uses torch's
 ``torch.export``-based ONNX exporter; int8 uses ONNX Runtime's static quantization in QDQ format
-(per-channel int8 weights, int8 activations calibrated on real positions). Files carry the same
+(per-channel int8 weights, uint8 activations calibrated on real positions). Files carry the same
 metadata as the TorchScript archives, as the model's ``metadata_props`` entry ``azengine``.
 
 ``onnx``, ``onnxscript`` and ``onnxruntime`` are optional (``pip install 'azengine[onnx]'``); without

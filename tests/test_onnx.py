@@ -11,14 +11,14 @@ import chess
 import chess.engine
 import numpy as np
 import pytest
-import torch
 
 import engine
 from engine.encoding import encode_batch
 from engine.model_file import load_model, sibling_path
-from engine.network import AlphaZeroNet
 from quantize.accuracy import compare
 from quantize.positions import heldout_positions
+
+from networks import save_random_network  # isort: skip
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -31,15 +31,8 @@ def _quantize(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A random 2x16 fp32 network and its ONNX fp32 and int8 files, made by the command line tool."""
-    torch.manual_seed(5)
-    net = AlphaZeroNet(2, 16)
-    for module in net.modules():  # BatchNorm statistics away from the identity, as in a trained net
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
     folder = tmp_path_factory.mktemp("onnx")
-    model = folder / "net.pt"
-    torch.save(net.state_dict(), model)
+    model = save_random_network(folder / "net.pt", 2, 16, seed=5)
     files = {"fp32": model}
     for qtype, kind in (("fp32", "onnx-fp32"), ("static", "onnx-int8")):
         report = folder / f"{kind}.json"

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import engine
-from engine.network import AlphaZeroNet
+
+from networks import save_random_network  # isort: skip
+
 
 
 def _quantize(*args: str) -> subprocess.CompletedProcess:
@@ -27,15 +28,7 @@ def _kind_in_fresh_process(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(3)
-    net = AlphaZeroNet(2, 16)
-    for module in net.modules():  # BatchNorm statistics away from the identity, as in a trained net
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("models") / "AlphaZeroNet_2x16.pt"
-    torch.save(net.state_dict(), path)
-    return path
+    return save_random_network(tmp_path_factory.mktemp("models") / "AlphaZeroNet_2x16.pt", 2, 16, seed=3)
 
 
 @pytest.mark.parametrize("qtype", ["dynamic", "static"])

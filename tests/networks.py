@@ -1,0 +1,22 @@
+"""Random networks for the tests, saved as fp32 model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engine.network import AlphaZeroNet
+
+
+def save_random_network(path: Path, blocks: int, filters: int, seed: int) -> Path:
+    """Save a seeded random ``blocks`` x ``filters`` network whose BatchNorm statistics are moved away
+    from the identity, as in a trained net (so that folding and quantizing them is exercised)."""
+    torch.manual_seed(seed)
+    net = AlphaZeroNet(blocks, filters)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(net.state_dict(), path)
+    return path
