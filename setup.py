@@ -1,4 +1,4 @@
-"""Build script: compiles the Cython MCTS extension (metadata lives in pyproject.toml)."""
+"""Build script: compiles the Cython MCTS extension and its C move generator (metadata lives in pyproject.toml)."""
 
 import numpy
 from Cython.Build import cythonize
@@ -7,8 +7,9 @@ from setuptools import Extension, setup
 extensions = [
     Extension(
         "search._mcts",
-        ["search/_mcts.pyx"],
-        include_dirs=[numpy.get_include()],
+        ["search/_mcts.pyx", "search/movegen.c"],
+        depends=["search/movegen.h"],
+        include_dirs=[numpy.get_include(), "search"],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),

@@ -4,7 +4,7 @@
     python benchmarks/bench_search.py --quick    # a short run
 
 (a) The tree alone: :class:`engine.UniformEvaluator` (no network), so the number is what the Cython tree,
-    python-chess move generation and the batching cost per playout.
+    its C move generator and the batching cost per playout.
 (b) The engine: a random 10x128 network in fp32 and static int8 (as ``load_model`` builds them) at
     minibatch 32 and 64. Printed beside the NPS: the same evaluator's raw positions/s on batches of that
     size, and NPS / raw. A ratio near 1 means the network is the bottleneck and the tree work hides

@@ -6,10 +6,12 @@ The tree is two growable arrays of C structs: nodes and edges. A node owns a con
 view of the side to move at the edge's parent), virtual loss and the index of its child node (-1 until
 the edge is first visited). Node: 32 bytes; edge: 24 bytes (sizes in ``NODE_BYTES`` / ``EDGE_BYTES``).
 
-Rules come from python-chess: the leaf position is rebuilt by pushing the path's moves on the root
-board, its legal moves generated, terminal states (mate, stalemate, insufficient material, 50 moves,
-repetition against the game history and the path) recognised here. Network evaluations go through
-Python callables in batches gathered with virtual loss; see ``search.mcts`` for the driver.
+Rules come from ``movegen.c``: each leaf position is rebuilt by playing the path's moves on a copy of
+the root position (a C struct), its legal moves generated, and terminal states (mate, stalemate,
+insufficient material, 50 moves, repetition against the game history and the path) recognised here,
+with no Python object on the way. Network evaluations go through Python callables in batches gathered
+with virtual loss; see ``search.mcts`` for the driver. :class:`Position` exposes the C rules to Python
+for the tests, which check them against python-chess.
 """
 
 from libc.math cimport exp, log, sqrt
@@ -75,31 +77,110 @@ def _init_tables(plane_of):
             PLANE_OF[a][b] = plane_of[a, b]
 
 
-cdef inline uint64_t _mix64(uint64_t x):
-    """splitmix64's finaliser: a bijective 64-bit mix."""
-    x ^= x >> 30
-    x *= 0xBF58476D1CE4E5B9ULL
-    x ^= x >> 27
-    x *= 0x94D049BB133111EBULL
-    x ^= x >> 31
-    return x
+cdef extern from "movegen.h":
+    ctypedef struct az_pos:
+        uint64_t pieces[6]
+        uint64_t color[2]
+        uint64_t castling
+        int32_t ep
+        int32_t turn
+        int32_t halfmove
+    void az_init()
+    int az_legal_moves(const az_pos* pos, uint16_t* out) nogil
+    void az_make_move(az_pos* pos, uint16_t move) nogil
+    int az_in_check(const az_pos* pos) nogil
+    int az_insufficient_material(const az_pos* pos) nogil
+    uint64_t az_key(const az_pos* pos) nogil
+    void az_bitboards(const az_pos* pos, uint64_t* out16) nogil
+
+az_init()
+
+
+cdef az_pos _position_of(object board) except *:
+    """The C position of a python-chess board (standard chess)."""
+    cdef az_pos p
+    if board.chess960:
+        raise ValueError("Chess960 positions are not supported")
+    p.pieces[0] = board.pawns
+    p.pieces[1] = board.knights
+    p.pieces[2] = board.bishops
+    p.pieces[3] = board.rooks
+    p.pieces[4] = board.queens
+    p.pieces[5] = board.kings
+    p.color[0] = board.occupied_co[chess.WHITE]
+    p.color[1] = board.occupied_co[chess.BLACK]
+    p.castling = board.clean_castling_rights()
+    p.ep = -1 if board.ep_square is None else board.ep_square
+    p.turn = 0 if board.turn == chess.WHITE else 1
+    p.halfmove = board.halfmove_clock
+    return p
 
 
 cpdef int64_t position_key(object board):
     """Key of a position for transpositions and repetitions: pieces, side to move, castling, legal e.p.
 
-    The fields of python-chess's ``_transposition_key`` are mixed into 64 bits in C (splitmix64
-    finaliser per field, position-dependent), which is faster than Python's tuple hash and free of its
-    modulo 2**61 - 1 aliasing of whole bitboards.
+    The fields of python-chess's ``_transposition_key`` mixed into 64 bits in C (``az_key``), the same
+    function the search applies to the positions inside the tree.
     """
-    cdef uint64_t h = 0x243F6A8885A308D3ULL
-    cdef uint64_t v
-    cdef int i = 0
-    for item in board._transposition_key():
-        v = 0xFFFFFFFFFFFFFFFFULL if item is None else <uint64_t> item
-        h = _mix64(h ^ (v + 0x9E3779B97F4A7C15ULL * (i + 1)))
-        i += 1
-    return <int64_t> h
+    cdef az_pos p = _position_of(board)
+    return <int64_t> az_key(&p)
+
+
+cdef class Position:
+    """A C position for tests and tools: the rules the search plays by, callable from Python."""
+
+    cdef az_pos pos
+
+    def __init__(self, board):
+        self.pos = _position_of(board)
+
+    def push(self, int code):
+        """Play the packed move ``code`` (assumed legal)."""
+        az_make_move(&self.pos, <uint16_t> code)
+
+    def legal_moves(self):
+        """Packed codes of the legal moves, in generation order."""
+        cdef uint16_t moves[MAX_MOVES]
+        cdef int n = az_legal_moves(&self.pos, moves)
+        return [moves[i] for i in range(n)]
+
+    def key(self):
+        """The transposition key (as ``position_key`` of the same python-chess board)."""
+        return <int64_t> az_key(&self.pos)
+
+    def in_check(self):
+        return bool(az_in_check(&self.pos))
+
+    def insufficient_material(self):
+        return bool(az_insufficient_material(&self.pos))
+
+    @property
+    def halfmove_clock(self):
+        return self.pos.halfmove
+
+    def bitboards(self):
+        """The 16 input bitboards (``engine.encoding._bitboard_row``'s layout)."""
+        cdef uint64_t rows[16]
+        az_bitboards(&self.pos, rows)
+        return [rows[i] for i in range(16)]
+
+    def perft(self, int depth):
+        """Leaf count of the legal move tree ``depth`` plies deep."""
+        return _perft(&self.pos, depth)
+
+
+cdef int64_t _perft(const az_pos* pos, int depth) nogil:
+    cdef uint16_t moves[MAX_MOVES]
+    cdef int n = az_legal_moves(pos, moves)
+    cdef int64_t total = 0
+    cdef az_pos child
+    if depth <= 1:
+        return n if depth == 1 else 1
+    for i in range(n):
+        child = pos[0]
+        az_make_move(&child, moves[i])
+        total += _perft(&child, depth - 1)
+    return total
 
 
 cpdef int encode_move(object move):
@@ -523,6 +604,8 @@ cdef class Batch:
     cdef float[:, ::1] penalty
     cdef int32_t[::1] num
     cdef uint64_t[::1] key
+    cdef uint64_t[:, ::1] rows
+    cdef uint8_t[::1] black
 
     def __init__(self, int cap):
         self.count = 0
@@ -535,6 +618,8 @@ cdef class Batch:
         self.penalty = np.zeros((cap, MAX_MOVES), dtype=np.float32)
         self.num = np.zeros(cap, dtype=np.int32)
         self.key = np.zeros(cap, dtype=np.uint64)
+        self.rows = np.zeros((cap, 16), dtype=np.uint64)
+        self.black = np.zeros(cap, dtype=np.uint8)
 
     @property
     def capacity(self):
@@ -560,26 +645,24 @@ cdef class Batch:
 cdef class BatchRunner:
     """Gathers batches of leaves from a :class:`Tree` and applies network results to them.
 
-    ``gather`` selects playouts (virtual loss on their paths), rebuilds each leaf position on the
-    root board with python-chess, resolves terminal and cached leaves at once and returns the rest
-    as encoded bitboards for one evaluator call; ``apply`` expands and backs up those leaves.
+    ``gather`` selects playouts (virtual loss on their paths), rebuilds each leaf position from the
+    root position in C, resolves terminal and cached leaves at once and returns the rest as encoded
+    bitboards for one evaluator call; ``apply`` expands and backs up those leaves.
     """
 
     cdef public Tree tree
-    cdef object board
+    cdef az_pos root
     cdef public object cache          # dict: position key -> (value, codes int32 array, priors float32 array)
     cdef public int cache_size
     cdef public int64_t playouts, sum_depth
     cdef public int max_depth_seen
     cdef public int collisions, cache_hits, terminal_hits
-    cdef object bitboards_fn
 
-    def __init__(self, Tree tree, board, int cache_size, bitboards_fn):
+    def __init__(self, Tree tree, board, int cache_size):
         self.tree = tree
-        self.board = board
+        self.root = _position_of(board)
         self.cache = {}
         self.cache_size = cache_size
-        self.bitboards_fn = bitboards_fn
         self.playouts = 0
         self.sum_depth = 0
         self.max_depth_seen = 0
@@ -588,8 +671,8 @@ cdef class BatchRunner:
         self.terminal_hits = 0
 
     def set_board(self, board):
-        """The root position (a python-chess Board with its move stack)."""
-        self.board = board
+        """The root position (a python-chess Board; the game's history goes to ``Tree.set_history``)."""
+        self.root = _position_of(board)
 
     cdef void _count_playout(self, int depth):
         self.playouts += 1
@@ -609,18 +692,15 @@ cdef class BatchRunner:
         cdef int count = 0, attempts = 0, outcome, depth, i, n
         cdef int32_t leaf
         cdef Node* nd
-        cdef object board = self.board
-        cdef object moves, entry, key, mv, promotion
+        cdef az_pos pos
+        cdef uint16_t moves[MAX_MOVES]
+        cdef object entry
         cdef uint64_t ukey
-        cdef int64_t ikey
-        cdef int code
-        cdef double penalty
+        cdef int code, promotion
         cdef bint black
         cdef double value
         cdef int32_t[::1] codes_view
         cdef float[::1] priors_view
-        cdef list rows = []
-        cdef list blacks = []
         cdef int collisions = 0
         cdef int64_t start_playouts = self.playouts
         if want > batch.cap:
@@ -647,67 +727,55 @@ cdef class BatchRunner:
                 self._count_playout(depth)
                 continue
             # rebuild the leaf position
+            pos = self.root
             for i in range(depth):
-                board.push(decode_move(t.edges[t.path_edges[i]].move))
-            ikey = position_key(board)
-            key = ikey
-            ukey = <uint64_t> ikey
+                az_make_move(&pos, t.edges[t.path_edges[i]].move)
+            ukey = az_key(&pos)
             t.nodes[leaf].key = ukey
-            moves = list(board.generate_legal_moves())
-            n = len(moves)
+            n = az_legal_moves(&pos, moves)
             value = 2.0  # marker: not terminal
             if n == 0:
-                value = -1.0 if board.is_check() else 0.0
+                value = -1.0 if az_in_check(&pos) else 0.0
                 if value < 0:
                     t.nodes[leaf].mate = -1
-            elif depth > 0 and (board.halfmove_clock >= 100 or t._repeats(ukey, depth)
-                                or board.is_insufficient_material()):
+            elif depth > 0 and (pos.halfmove >= 100 or t._repeats(ukey, depth)
+                                or az_insufficient_material(&pos)):
                 value = 0.0
             if value <= 1.0:
-                for i in range(depth):
-                    board.pop()
                 t.nodes[leaf].state = TERMINAL
                 t._backup(value, 1)
                 self.terminal_hits += 1
                 self._count_playout(depth)
                 continue
-            entry = self.cache.get(key)
-            if entry is not None:
-                for i in range(depth):
-                    board.pop()
-                codes_view = entry[1]
-                priors_view = entry[2]
-                t._expand(leaf, codes_view.shape[0], &codes_view[0], &priors_view[0])
-                t._backup(entry[0], 1)
-                self.cache_hits += 1
-                self._count_playout(depth)
-                continue
-            black = board.turn == chess.BLACK
-            rows.append(self.bitboards_fn(board))
-            blacks.append(black)
-            for i in range(depth):
-                board.pop()
+            if self.cache_size > 0:
+                entry = self.cache.get(<int64_t> ukey)
+                if entry is not None:
+                    codes_view = entry[1]
+                    priors_view = entry[2]
+                    t._expand(leaf, codes_view.shape[0], &codes_view[0], &priors_view[0])
+                    t._backup(entry[0], 1)
+                    self.cache_hits += 1
+                    self._count_playout(depth)
+                    continue
+            black = pos.turn == 1
+            az_bitboards(&pos, &batch.rows[count, 0])
+            batch.black[count] = black
             batch.save_path(count, t)
             batch.num[count] = n
             batch.key[count] = ukey
             for i in range(n):
-                mv = moves[i]
-                promotion = mv.promotion
-                code = mv.from_square | (mv.to_square << 6)
-                penalty = 0.0
-                if promotion is not None:  # python-chess piece types 2..5 are the promotion codes
-                    code |= (<int> promotion) << 12
-                    if promotion != chess.QUEEN:
-                        penalty = t.underpromotion_penalty
+                code = moves[i]
+                promotion = code >> 12
                 batch.codes[count, i] = code
                 batch.index[count, i] = policy_index(code, black)
-                batch.penalty[count, i] = penalty
+                batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != 5 else 0.0
             t.nodes[leaf].state = PENDING
             count += 1
         batch.count = count
         if count == 0:
             return 0, None, None
-        return count, np.array(rows, dtype=np.uint64), np.array(blacks, dtype=bool)
+        return (count, np.array(batch.rows[:count], dtype=np.uint64),
+                np.array(batch.black[:count], dtype=bool))
 
     def apply(self, Batch batch, float[:, ::1] logits, float[::1] values):
         """Expand the batch's pending leaves with the network's logits and values; back them up."""

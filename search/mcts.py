@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import chess
 import numpy as np
 
-from engine.encoding import PLANE_OF_MOVE, _bitboard_row, bitboards_to_planes
+from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
 from engine.interface import Evaluator
 
 from . import _mcts
@@ -59,7 +59,7 @@ class Searcher:
         self.evaluator = evaluator
         self.params = params or SearchParams()
         self.tree = _mcts.Tree()
-        self.runner = _mcts.BatchRunner(self.tree, chess.Board(), self.params.nn_cache_size, _bitboard_row)
+        self.runner = _mcts.BatchRunner(self.tree, chess.Board(), self.params.nn_cache_size)
         self._batches = [_mcts.Batch(max(1, self.params.minibatch_size)) for _ in range(2)]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluator")
         self._stop = threading.Event()
@@ -139,7 +139,7 @@ class Searcher:
         else:
             self.tree.reset()
         self._root_board = board.copy()
-        self.runner.set_board(self._root_board.copy())
+        self.runner.set_board(self._root_board)
         self.tree.set_root_key(position_key(board))
         self.tree.set_history(_history_keys(board))
 
