@@ -149,13 +149,16 @@ cdef class Position:
         return <int64_t> az_key(&self.pos)
 
     def in_check(self):
+        """Whether the side to move is in check."""
         return bool(az_in_check(&self.pos))
 
     def insufficient_material(self):
+        """Whether neither side can mate (python-chess's ``is_insufficient_material``)."""
         return bool(az_insufficient_material(&self.pos))
 
     @property
     def halfmove_clock(self):
+        """Plies since the last capture or pawn move."""
         return self.pos.halfmove
 
     def bitboards(self):
@@ -170,6 +173,7 @@ cdef class Position:
 
 
 cdef int64_t _perft(const az_pos* pos, int depth) nogil:
+    """Leaf count below ``pos``, counting the last ply's moves without playing them."""
     cdef uint16_t moves[MAX_MOVES]
     cdef int n = az_legal_moves(pos, moves)
     cdef int64_t total = 0
