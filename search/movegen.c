@@ -158,12 +158,12 @@ void az_make_move(az_pos *p, uint16_t move) {
     p->turn = them;
 }
 
-/* Adds ``move`` to ``out`` when it leaves the mover's king safe. */
+/* Adds ``move`` to ``out`` when it leaves the mover's king safe (a side without a king has no check). */
 static inline int keep_if_legal(const az_pos *p, uint16_t move, uint16_t *out, int n) {
     az_pos next = *p;
     az_make_move(&next, move);
     uint64_t king = next.pieces[AZ_KING] & next.color[p->turn];
-    if (!attacked(&next, lsb(king), next.turn, next.color[0] | next.color[1])) out[n++] = move;
+    if (!king || !attacked(&next, lsb(king), next.turn, next.color[0] | next.color[1])) out[n++] = move;
     return n;
 }
 
