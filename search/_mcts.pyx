@@ -42,6 +42,7 @@ cdef enum:
 
 DEF MAX_MOVES = 256
 DEF MAX_DEPTH = 512
+DEF QUEEN_PROMOTION = 5  # promotion field of a move code: python-chess's piece type
 
 cdef struct Edge:
     double w
@@ -85,6 +86,7 @@ cdef extern from "movegen.h":
         int32_t ep
         int32_t turn
         int32_t halfmove
+    int AZ_BLACK
     void az_init()
     int az_legal_moves(const az_pos* pos, uint16_t* out) nogil
     void az_make_move(az_pos* pos, uint16_t move) nogil
@@ -761,7 +763,7 @@ cdef class BatchRunner:
                     self.cache_hits += 1
                     self._count_playout(depth)
                     continue
-            black = pos.turn == 1
+            black = pos.turn == AZ_BLACK
             az_bitboards(&pos, &batch.rows[count, 0])
             batch.black[count] = black
             batch.save_path(count, t)
@@ -772,7 +774,7 @@ cdef class BatchRunner:
                 promotion = code >> 12
                 batch.codes[count, i] = code
                 batch.index[count, i] = policy_index(code, black)
-                batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != 5 else 0.0
+                batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != QUEEN_PROMOTION else 0.0
             t.nodes[leaf].state = PENDING
             count += 1
         batch.count = count
