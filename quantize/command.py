@@ -30,8 +30,10 @@ FORMATS = ("torchscript", "onnx")
 LAYERS = {
     "dynamic-int8": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
                     "per batch at run time; fp32: all convolutions",
-    "static-int8": "int8: every convolution (BatchNorm folded, ReLU fused), the skip additions, the Linear "
-                   "layers and the activations between them; fp32: the input and the two outputs",
+    "static-int8": "int8: the residual tower's and the heads' convolutions (BatchNorm folded, ReLU fused), the "
+                   "skip additions, the value head's Linear layers and the activations between them; dynamic "
+                   "int8: the policy Linear (policyHead.fc1); fp32: the input convolution (convBlock1), the "
+                   "input and the two outputs",
     "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
     "onnx-int8": "int8 (QDQ): every convolution (BatchNorm folded), the skip additions, the Linear layers and "
                  "the activations between them; fp32: the input, the value tanh and the two outputs",

@@ -180,3 +180,27 @@ def test_validation_metrics(shard_dir: Path) -> None:
     assert metrics["value_mse"] >= 0 and metrics["policy_loss"] > 0
     # masking to the legal moves can only help: wherever the raw argmax is the best move, so is the masked one
     assert 0 <= metrics["top1"] <= metrics["top1_legal"] <= 1
+
+
+def test_init_starts_from_a_model_file(shard_dir: Path, tmp_path: Path) -> None:
+    start = tmp_path / "start.pt"
+    source = engine.AlphaZeroNet(1, 8)
+    torch.manual_seed(5)
+    for tensor in source.state_dict().values():
+        if tensor.is_floating_point():
+            tensor.normal_(0.0, 0.1).abs_()  # non-default weights and positive BatchNorm variances
+    torch.save(source.state_dict(), start)
+    # a learning rate of ~0 keeps the starting weights; the file's size wins over --blocks/--filters
+    args = train.parse_args(train_args(shard_dir, tmp_path / "run", "--init", str(start), "--epochs", "1",
+                                       "--batch-size", "10", "--lr", "1e-12", "--val-fraction", "0"))
+    args.blocks, args.filters = 2, 4
+    train.train(args)
+    tuned = engine.AlphaZeroNet(1, 8)
+    tuned.load_state_dict(torch.load(tmp_path / "run" / "model.pt", weights_only=True))
+    for (name, before), after in zip(source.named_parameters(), tuned.parameters(), strict=True):
+        torch.testing.assert_close(after, before, msg=name)
+
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_text("no weights here\n")
+    with pytest.raises(SystemExit, match="--init: .*notes.pt"):
+        train.train(train.parse_args(train_args(shard_dir, tmp_path / "bad", "--init", str(not_a_model))))

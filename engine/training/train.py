@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..errors import ModelFileError
+from ..model_file import build_network, read_weights
 from ..network import AlphaZeroNet
 from ..priors import legal_move_indices
 from .shards import TRAIN_KEYS, expand_planes, list_shards, load_shards, soft_policy, validation_mask
@@ -41,7 +43,7 @@ MODEL = "model.pt"
 METRICS = "metrics.json"
 #: Arguments that define a run; on resume the checkpoint's values win over the command line's.
 RUN_KEYS = ("blocks", "filters", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup",
-            "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions")
+            "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init")
 
 
 @dataclass
@@ -142,6 +144,16 @@ def make_optimizer(model: AlphaZeroNet, args: argparse.Namespace, total_steps: i
     return opt, sched
 
 
+def initial_network(path: Path) -> AlphaZeroNet:
+    """The fp32 network of a model file to start training from (``--init``); its size wins over --blocks/--filters."""
+    try:
+        net = build_network(read_weights(path))
+    except ModelFileError as exc:
+        raise SystemExit(f"--init: {exc}") from None
+    log.info("starting from the weights of %s (%dx%d)", path, net.num_blocks, net.num_filters)
+    return net
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
@@ -196,7 +208,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     batch_size = min(args.batch_size, len(train_set))
     steps_per_epoch = len(train_set) // batch_size
-    model = AlphaZeroNet(args.blocks, args.filters)
+    if args.init is not None and ckpt is None:
+        model = initial_network(Path(args.init))
+        args.blocks, args.filters = model.num_blocks, model.num_filters
+        model.train()
+    else:
+        model = AlphaZeroNet(args.blocks, args.filters)
     opt, sched = make_optimizer(model, args, args.epochs * steps_per_epoch)
     epoch, step, history = 0, 0, []
     if ckpt is not None:
@@ -293,6 +310,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/r1"), help="run directory")
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--filters", type=int, default=64)
+    parser.add_argument("--init", default=None,
+                        help="start from the weights of this fp32 model file (fine-tuning; a fresh optimizer "
+                             "and schedule); its blocks and filters override --blocks/--filters")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
