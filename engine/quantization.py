@@ -69,20 +69,23 @@ def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(net).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
-#: Layers left out of the static int8 graph. The input convolution stays fp32: quantizing it alone cost
-#: the v1 network a third of its value error (RMSE 0.0187 -> 0.0277 on 512 held-out positions). The
-#: policy head's 128 x 4608 Linear gets dynamic int8 (int8 weights, input scaled per batch): with a
+#: The layer that ``fp32_input_conv`` keeps out of the static int8 graph. Its inputs are exact (0 or 1),
+#: but its int8 weights alone gave v1 a value RMSE of 0.023 against fp32; keeping it fp32 cut the whole
+#: network's value RMSE from 0.0277 to 0.0187 (v1) and 0.029 to 0.022 (v2), for 10-17% of the speed
+#: at batch 32-64 (docs/QUANTIZATION.md). Equal-node matches showed no Elo cost from all-int8, so speed
+#: wins by default.
+INPUT_CONV = "convBlock1"
+#: The policy head's 128 x 4608 Linear gets dynamic int8 (int8 weights, input scaled per batch): with a
 #: calibrated fixed scale instead, the policy's KL divergence from fp32 nearly doubled (0.0090 vs 0.0048).
-FP32_MODULES = ("convBlock1",)
 DYNAMIC_MODULES = ("policyHead.fc1",)
 
 
-def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE) -> Any:
+def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False) -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
     Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
     uint8 with min/max observers; the default histogram observers clip the rare large activations the
-    value head depends on (value RMSE 0.0331 vs 0.0277 with min/max, v1 network). fbgemm and x86 keep
+    value head depends on (maximum value error 0.30 vs 0.17 with min/max, v1 network). fbgemm and x86 keep
     their 7-bit activation range (``reduce_range``), which guards their kernels against overflow on CPUs
     without VNNI; on onednn the full range measured more accurate.
     """
@@ -91,8 +94,8 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE) -> Any:
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
     mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
-    for name in FP32_MODULES:
-        mapping.set_module_name(name, None)
+    if fp32_input_conv:
+        mapping.set_module_name(INPUT_CONV, None)
     for name in DYNAMIC_MODULES:
         mapping.set_module_name(name, default_dynamic_qconfig)
     return mapping
@@ -103,12 +106,13 @@ def quantize_static(
     calibration_batches: Iterable[np.ndarray],
     qengine: str = DEFAULT_QENGINE,
     progress: Callable[[int], None] | None = None,
+    fp32_input_conv: bool = False,
 ) -> nn.Module:
     """Static int8 via FX graph mode (see :func:`static_qconfig_mapping` for the exact layers).
 
-    The residual tower, the skip additions and the heads' convolutions and value layers run in int8, with
-    conv+bn+relu fused and per-channel weights; the input convolution stays fp32 and the policy Linear is
-    dynamic int8. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
+    Every convolution (conv+bn+relu fused, per-channel weights), the skip additions and the value head's
+    Linear layers run in int8; the policy Linear is dynamic int8; ``fp32_input_conv`` keeps the input
+    convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
     inference; observers record their activation ranges. ``progress`` is called with each batch's size.
     """
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -116,7 +120,7 @@ def quantize_static(
     set_qengine(qengine)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
     with quiet():
-        prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine), example)
+        prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
         seen = 0
         with torch.inference_mode():
             for batch in calibration_batches:

@@ -132,7 +132,7 @@ def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, th
     ns = argparse.Namespace(model=str(model), format="onnx" if onnx else "torchscript",
                             type={"onnx-fp32": "fp32", "onnx-int8": "static"}.get(kind, kind.split("-")[0]),
                             calibration_size=1024, calibration_data=None, qengine=DEFAULT_QENGINE,
-                            output=str(output), threads=threads)
+                            fp32_input_conv=False, output=str(output), threads=threads)
     try:
         quantize_file(ns)
     except QuantizeError as exc:
