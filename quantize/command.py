@@ -132,6 +132,9 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
         raise QuantizeError(str(exc)) from None
     if weights.kind != "fp32":
         raise QuantizeError(f"{model}: is already a {weights.kind} model; quantize its fp32 file instead")
+    if args.fp32_input_conv and kind != "static-int8":
+        raise QuantizeError("--fp32-input-conv applies to --type static with the torchscript format only (ONNX int8 "
+                            "always keeps the input convolution fp32)")
     if args.calibration_size < 1:
         raise QuantizeError(f"--calibration-size must be at least 1, not {args.calibration_size}")
     output = Path(args.output) if args.output else sibling_path(model, kind)
