@@ -211,7 +211,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.init is not None and ckpt is None:
         model = initial_network(Path(args.init))
         args.blocks, args.filters = model.num_blocks, model.num_filters
-        model.train()
     else:
         model = AlphaZeroNet(args.blocks, args.filters)
     opt, sched = make_optimizer(model, args, args.epochs * steps_per_epoch)
