@@ -1,8 +1,8 @@
 """``azengine bench``: measured speed, size and accuracy of each backend, side by side in one run.
 
 Every figure is measured here and now: raw evaluator throughput per batch size (median of several
-timed repetitions after a warm-up), MCTS nodes/s on a fixed set of positions, file sizes on disk,
-and agreement with fp32 on held-out positions.
+timed repetitions after a warm-up, the backends taking turns within each repetition), MCTS nodes/s on
+a fixed set of positions, file sizes on disk, and agreement with fp32 on held-out positions.
 """
 
 from __future__ import annotations
@@ -96,23 +96,37 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _time_batches(evaluator: Any, planes: np.ndarray, repeats: int, min_seconds: float) -> dict[str, float]:
-    """Median positions/s and ms per batch of ``evaluator`` on ``planes``."""
-    evaluator.evaluate(planes)  # warm-up
-    evaluator.evaluate(planes)
-    rates, per_batch = [], []
+def _timed_block(evaluator: Any, planes: np.ndarray, min_seconds: float) -> tuple[float, int]:
+    """Evaluate ``planes`` repeatedly for at least ``min_seconds``: (seconds taken, calls made)."""
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        evaluator.evaluate(planes)
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed, calls
+
+
+def _time_interleaved(evaluators: dict[str, Any], planes: np.ndarray, repeats: int,
+                      min_seconds: float) -> dict[str, dict[str, float]]:
+    """Median positions/s and ms per batch of each evaluator on ``planes``.
+
+    The repetitions are interleaved: each round times every evaluator once, in turn, so a slow spell
+    of the machine falls on all of them rather than on whichever happened to be running.
+    """
+    for evaluator in evaluators.values():  # warm-up
+        evaluator.evaluate(planes)
+        evaluator.evaluate(planes)
+    rates: dict[str, list[float]] = {kind: [] for kind in evaluators}
+    per_batch: dict[str, list[float]] = {kind: [] for kind in evaluators}
     for _ in range(repeats):
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            evaluator.evaluate(planes)
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        rates.append(calls * len(planes) / elapsed)
-        per_batch.append(1000.0 * elapsed / calls)
-    return {"positions_per_s": statistics.median(rates), "ms_per_batch": statistics.median(per_batch)}
+        for kind, evaluator in evaluators.items():
+            elapsed, calls = _timed_block(evaluator, planes, min_seconds)
+            rates[kind].append(calls * len(planes) / elapsed)
+            per_batch[kind].append(1000.0 * elapsed / calls)
+    return {kind: {"positions_per_s": statistics.median(rates[kind]),
+                   "ms_per_batch": statistics.median(per_batch[kind])} for kind in evaluators}
 
 
 def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
@@ -200,10 +214,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
         planes_all = encode_batch(boards[: max(sizes)] * (max(sizes) // len(boards) + 1))
         throughput: dict[str, dict[str, dict[str, float]]] = {k: {} for k in evaluators}
-        steps = [(k, b) for b in sizes for k in evaluators]
-        for kind, size in tqdm(steps, desc="throughput", file=sys.stderr, leave=False):
-            throughput[kind][str(size)] = _time_batches(evaluators[kind], planes_all[:size], args.repeats,
-                                                        args.seconds)
+        for size in tqdm(sizes, desc="throughput", file=sys.stderr, leave=False):
+            timings = _time_interleaved(evaluators, planes_all[:size], args.repeats, args.seconds)
+            for kind, timing in timings.items():
+                throughput[kind][str(size)] = timing
         results["throughput"] = throughput
 
         if not args.skip_mcts:
@@ -230,7 +244,8 @@ def _mcts_speed(evaluator: Any, args: argparse.Namespace) -> dict[str, float]:
         nodes += result.info.nodes
         searcher.close()
     planes = encode_batch([chess.Board(f) for f in MCTS_FENS] * (args.minibatch // len(MCTS_FENS) + 1))
-    raw = _time_batches(evaluator, planes[: args.minibatch], args.repeats, args.seconds)["positions_per_s"]
+    raw = _time_interleaved({"raw": evaluator}, planes[: args.minibatch], args.repeats,
+                            args.seconds)["raw"]["positions_per_s"]
     nps = nodes / seconds
     return {"nodes_per_s": nps, "raw_positions_per_s_at_minibatch": raw, "share_of_raw": nps / raw,
             "minibatch": args.minibatch, "nodes": nodes}
@@ -260,7 +275,7 @@ def format_results(r: dict[str, Any]) -> str:
            f"load average {m['load_average'][0]:.2f}", ""]
     kinds = list(r["throughput"])
     sizes = list(r["throughput"]["fp32"])
-    out.append("Evaluator throughput, positions/s (ms per batch), median of repeats")
+    out.append("Evaluator throughput, positions/s (ms per batch), median of interleaved repeats")
     out.append(f"{'batch':>6} " + " ".join(f"{k:>22}" for k in kinds))
     for b in sizes:
         cells = [f"{r['throughput'][k][b]['positions_per_s']:>10.0f} ({r['throughput'][k][b]['ms_per_batch']:7.2f} ms)"

@@ -72,3 +72,30 @@ def test_bench_bad_arguments(args: list[str], needle: str) -> None:
     out = _bench(*args, "--skip-mcts", "--repeats", "1", "--seconds", "0.01")
     assert out.returncode == 2
     assert needle in out.stderr
+
+
+class _CallOrder:
+    """A real fp32 evaluator that records, in a shared list, when it was called."""
+
+    def __init__(self, name: str, log: list[str], model: Path) -> None:
+        from engine import load_model
+
+        self.name, self.log, self.inner = name, log, load_model(str(model), backend="fp32", threads=1)
+
+    def evaluate(self, planes):  # noqa: ANN001, ANN201 - the Evaluator protocol
+        self.log.append(self.name)
+        return self.inner.evaluate(planes)
+
+
+def test_bench_repetitions_take_turns(model: Path) -> None:
+    import chess
+
+    from engine import encode_batch
+    from quantize.bench import _time_interleaved
+
+    log: list[str] = []
+    evaluators = {name: _CallOrder(name, log, model) for name in ("a", "b")}
+    timings = _time_interleaved(evaluators, encode_batch([chess.Board()] * 2), repeats=3, min_seconds=0.0)
+    assert set(timings) == {"a", "b"} and all(t["positions_per_s"] > 0 for t in timings.values())
+    # two warm-up calls each, then one call per evaluator per round (min_seconds=0 means one call per block)
+    assert log == ["a", "a", "b", "b"] + ["a", "b"] * 3
