@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,7 +83,7 @@ class _CallOrder:
 
         self.name, self.log, self.inner = name, log, load_model(str(model), backend="fp32", threads=1)
 
-    def evaluate(self, planes):  # noqa: ANN001, ANN201 - the Evaluator protocol
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.log.append(self.name)
         return self.inner.evaluate(planes)
 
