@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import chess
@@ -98,6 +102,55 @@ def test_rerun_continues_without_duplicating(shard_dir: Path, tmp_path: Path) ->
     new = [p for p in after if p.name not in before]
     old_games = set(load_shards([shard_dir / n for n in before], ["game"])["game"].tolist())
     assert not old_games & set(load_shards(new, ["game"])["game"].tolist())
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> set[int]:
+    """PIDs of every live process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_sigterm_stops_workers_and_keeps_finished_games(tmp_path: Path) -> None:
+    out = tmp_path / "sf"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.training.datagen", "--out", str(out), "--positions", "100000",
+         "--workers", "2", "--nodes", "200", "--shard-size", "100000", "--no-progress"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(_descendants(proc.pid)) < 4 and time.monotonic() < deadline:  # 2 workers, 2 Stockfish
+        time.sleep(0.2)
+    time.sleep(5)  # let them finish some games
+    children = _descendants(proc.pid)
+    assert len(children) >= 4
+    proc.send_signal(signal.SIGTERM)  # to the parent only, as `kill PID` does
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "run the same command to continue" in err
+    deadline = time.monotonic() + 10
+    while any(map(_running, children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [c for c in children if _running(c)], "workers or Stockfish outlived the generator"
+    assert count_positions(out) > 0  # games finished before the signal were written, not lost
 
 
 def test_validation_split_is_a_stable_hash() -> None:

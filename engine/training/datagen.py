@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -198,6 +199,11 @@ def to_arrays(samples: list[Sample], game_ids: list[int]) -> dict[str, np.ndarra
     }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a stopped run unwinds like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def worker(index: int, quota: int, out: Path, prefix: str, cfg: GenConfig, seed: str, progress: mp.Queue) -> None:
     """Generate ``quota`` positions into shards ``<out>/<prefix>-w<index>-<n>.npz``; report counts on
     ``progress``."""
@@ -217,18 +223,22 @@ def worker(index: int, quota: int, out: Path, prefix: str, cfg: GenConfig, seed:
             shard += 1
             samples, game_ids = [], []
 
-    with chess.engine.SimpleEngine.popen_uci(cfg.stockfish or find_stockfish()) as engine:
-        engine.configure({"Threads": 1, "Hash": cfg.hash_mb, "UCI_ShowWDL": True})
-        while written + len(samples) < quota:
-            game = play_game(engine, rng.choice(openings), cfg, rng, seen)
-            new = game.samples[: quota - written - len(samples)]
-            game_id = rng.getrandbits(63)
-            samples += new
-            game_ids += [game_id] * len(new)
-            progress.put(len(new))
-            if len(samples) >= cfg.shard_size:
-                flush()
-        flush()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with chess.engine.SimpleEngine.popen_uci(cfg.stockfish or find_stockfish()) as engine:
+            engine.configure({"Threads": 1, "Hash": cfg.hash_mb, "UCI_ShowWDL": True})
+            while written + len(samples) < quota:
+                game = play_game(engine, rng.choice(openings), cfg, rng, seen)
+                new = game.samples[: quota - written - len(samples)]
+                game_id = rng.getrandbits(63)
+                samples += new
+                game_ids += [game_id] * len(new)
+                progress.put(len(new))
+                if len(samples) >= cfg.shard_size:
+                    flush()
+    except KeyboardInterrupt:
+        pass  # stopped (SIGTERM from the parent, or Ctrl-C): keep the finished games
+    flush()
 
 
 def generate(out: str | Path, positions: int, workers: int = 1, cfg: GenConfig | None = None,
@@ -270,10 +280,13 @@ def generate(out: str | Path, positions: int, workers: int = 1, cfg: GenConfig |
             bar.update(n)
     finally:
         bar.close()
-        for proc in procs:
-            proc.join(timeout=5)
+        for proc in procs:  # on an interrupt, ask the workers to write what they have and stop
             if proc.is_alive():
                 proc.terminate()
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
     failed = [p.exitcode for p in procs if p.exitcode]
     if failed:
         raise RuntimeError(f"datagen worker(s) failed with exit codes {failed}")
@@ -301,7 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg = GenConfig(nodes=args.nodes, multipv=args.multipv, temperature_cp=args.temperature_cp,
                     shard_size=args.shard_size, max_plies=args.max_plies, stockfish=args.stockfish)
     start = time.perf_counter()
-    added = generate(args.out, args.positions, args.workers, cfg, args.seed, not args.no_progress)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        added = generate(args.out, args.positions, args.workers, cfg, args.seed, not args.no_progress)
+    except KeyboardInterrupt:
+        log.info("stopped; %s holds %d positions (run the same command to continue)", args.out,
+                 count_positions(args.out))
+        sys.exit(130)
     elapsed = time.perf_counter() - start
     log.info("added %d positions in %.0f s (%.1f positions/s); %s holds %d", added, elapsed,
              added / max(elapsed, 1e-9), args.out, count_positions(args.out))
