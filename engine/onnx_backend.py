@@ -104,8 +104,9 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
 
     Weights: per-channel symmetric int8. Activations: uint8 (int8 activations ran 2.7x slower here),
     MinMax-calibrated. Every Conv but the input one, the skip Adds and the Gemms run in int8 (ReLUs fold
-    into the quantization ranges); the input Conv (see ``engine.quantization.INPUT_CONV``: here it cost no
-    measurable speed), the final Tanh, the reshapes and the outputs stay fp32.
+    into the quantization ranges); the Gemms' outputs (the policy logits among them), the input Conv
+    (see ``engine.quantization.INPUT_CONV``: here it cost no measurable speed), the final Tanh, the
+    reshapes and the outputs stay fp32.
     """
     onnx = _require("onnx")
     quantization = _require("onnxruntime.quantization")
@@ -126,6 +127,8 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                 activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.MinMax,
+                # fp32 Gemm outputs: int8 logits reordered near-equal moves (v3: top-1 agreement 87.7% -> 93.0%)
+                extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
             )
             return onnx.load_model(str(target))
     finally:

@@ -28,15 +28,16 @@ HELDOUT_SIZE = 512
 QENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
 FORMATS = ("torchscript", "onnx")
 LAYERS = {
-    "dynamic-int8": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2), activations quantized "
-                    "per batch at run time; fp32: all convolutions",
+    "dynamic-int8": "int8: Linear layers (policyHead.fc1, valueHead.fc1, valueHead.fc2; per-channel weights), "
+                    "their inputs quantized per batch at run time; fp32: all convolutions",
     "static-int8": "int8: every convolution (BatchNorm folded, ReLU fused; with --fp32-input-conv all but the "
                    "input one), the skip additions, the value head's Linear layers and the activations between "
-                   "them; dynamic int8: the policy Linear (policyHead.fc1); fp32: the input and the two outputs",
+                   "them; dynamic int8: the policy Linear (policyHead.fc1, per-channel weights); fp32: the input "
+                   "and the two outputs",
     "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
     "onnx-int8": "int8 (QDQ): every convolution but the input one (BatchNorm folded), the skip additions, the "
                  "Linear layers and the activations between them; fp32: the input convolution, the input, the "
-                 "value tanh and the two outputs",
+                 "Linear layers' outputs (the policy logits among them), the value tanh and the two outputs",
 }
 
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import engine
-
 from networks import save_random_network  # isort: skip
 
 
@@ -61,12 +59,25 @@ def test_quantize_default_model_static(tmp_path: Path) -> None:
                         "--json", str(report), *extra)
         assert out.returncode == 0, out.stderr
         assert _kind_in_fresh_process(output) == "static-int8"
-        assert output.stat().st_size <= 0.30 * engine.default_model_path().stat().st_size
-        reports[label] = json.loads(report.read_text())["accuracy"]
-    # v3, 1,024 calibration positions: value RMSE 0.0294 / 0.0220 (--fp32-input-conv), top-1 88.5% / 87.7%.
-    # The maximum error is not compared: with the 512 positions used here both recipes had the same worst case.
-    assert reports["default"]["value_rmse"] < 0.04 and reports["default"]["top1_agreement"] > 0.85
+        reports[label] = json.loads(report.read_text())
+    # the size target is the default recipe's; the fp32 input convolution adds 37 kB (v3: 29.5% / 30.1%)
+    assert reports["default"]["size_ratio"] <= 0.30 and reports["fp32_input_conv"]["size_ratio"] <= 0.31
+    reports = {label: report["accuracy"] for label, report in reports.items()}
+    # v3, 512 calibration positions: value RMSE 0.0292 / 0.0231 (--fp32-input-conv), top-1 93.0% / 93.9%
+    # (88.3% with per-tensor weights in the policy Linear). The maximum error is not compared: with these
+    # 512 positions both recipes had the same worst case.
+    assert reports["default"]["value_rmse"] < 0.04 and reports["default"]["top1_agreement"] > 0.90
     assert reports["fp32_input_conv"]["value_rmse"] < 0.8 * reports["default"]["value_rmse"], reports
+
+
+def test_quantize_default_model_dynamic(tmp_path: Path) -> None:
+    output, report = tmp_path / "dynamic.pt", tmp_path / "dynamic.json"
+    out = _quantize("--type", "dynamic", "--output", str(output), "--json", str(report))
+    assert out.returncode == 0, out.stderr
+    assert _kind_in_fresh_process(output) == "dynamic-int8"
+    accuracy = json.loads(report.read_text())["accuracy"]
+    # v3: value RMSE 0.0050, top-1 95.5% with per-channel weights (per-tensor: 0.0062, 88.5%)
+    assert accuracy["value_rmse"] < 0.01 and accuracy["top1_agreement"] > 0.93
 
 
 def test_quantize_calibration_from_pgn(small_model: Path, tmp_path: Path) -> None:
