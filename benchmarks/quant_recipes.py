@@ -17,7 +17,13 @@ import _common  # noqa: F401  (puts the repository on sys.path in a source check
 import numpy as np
 import torch
 from torch import nn
-from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+from torch.ao.quantization import (
+    HistogramObserver,
+    MovingAverageMinMaxObserver,
+    QConfig,
+    default_dynamic_qconfig,
+    per_channel_dynamic_qconfig,
+)
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 import engine
@@ -46,11 +52,15 @@ class ModuleEvaluator:
         return logits.float().numpy(), values.float().reshape(-1).numpy()
 
 
-def static_variant(net: nn.Module, calibration: np.ndarray, **module_qconfigs: object) -> nn.Module:
-    """The shipped static recipe with the given modules' qconfigs replaced (``None``: keep fp32)."""
+def static_variant(net: nn.Module, calibration: np.ndarray, activation: object = None,
+                   **module_qconfigs: object) -> nn.Module:
+    """The shipped static recipe with another ``activation`` observer everywhere (if given) and the given
+    modules' qconfigs replaced (``None``: keep fp32)."""
     quantization.set_qengine(quantization.DEFAULT_QENGINE)
     with quantization.quiet():
         mapping = quantization.static_qconfig_mapping()
+        if activation is not None:
+            mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
         for name, qconfig in module_qconfigs.items():
             mapping.set_module_name(name.replace("__", "."), qconfig)
         prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, (torch.zeros(1, INPUT_PLANES, 8, 8),))
@@ -109,6 +119,10 @@ def main() -> None:
             net, calibration, policyHead__fc1=None, policyHead__conv1=None),
         "static, policy head and input conv fp32": lambda: static_variant(
             net, calibration, policyHead__fc1=None, policyHead__conv1=None, convBlock1=None),
+        "static, moving-average min/max activations": lambda: static_variant(
+            net, calibration, MovingAverageMinMaxObserver.with_args(dtype=torch.quint8)),
+        "static, histogram activations": lambda: static_variant(
+            net, calibration, HistogramObserver.with_args(dtype=torch.quint8)),
     }
     print(f"{args.model} against fp32 on {len(boards)} held-out positions, {len(calibration)} calibration")
     print(f"{'recipe':52s} {'value RMSE':>10s} {'max err':>8s} {'KL':>8s} {'top-1':>7s}")
