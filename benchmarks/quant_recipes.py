@@ -22,7 +22,6 @@ from torch.ao.quantization import (
     MovingAverageMinMaxObserver,
     QConfig,
     default_dynamic_qconfig,
-    per_channel_dynamic_qconfig,
 )
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -30,6 +29,7 @@ import engine
 from engine import quantization
 from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch
+from engine.evaluators import ModelInfo, TorchEvaluator
 from engine.model_file import build_network, read_weights
 from engine.network import INPUT_PLANES
 from engine.priors import legal_move_indices
@@ -39,17 +39,9 @@ from quantize.positions import heldout_positions
 POLICY_FC = "policyHead.fc1"
 
 
-class ModuleEvaluator:
-    """A bare ``nn.Module`` as an evaluator (planes -> logits, values), for comparing recipes in memory."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module.eval()
-
-    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and values of a batch of planes."""
-        with torch.inference_mode():
-            logits, values = self.module(torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)))
-        return logits.float().numpy(), values.float().reshape(-1).numpy()
+def as_evaluator(module: nn.Module, label: str) -> TorchEvaluator:
+    """``module`` (planes -> logits, values) as the engine's evaluator, to compare recipes in memory."""
+    return TorchEvaluator(module.eval(), label, ModelInfo(label, label, 0, 0), threads=1)
 
 
 def static_variant(net: nn.Module, calibration: np.ndarray, activation: object = None,
@@ -86,7 +78,7 @@ def dynamic_variant(net: nn.Module, qconfig: object) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(net).eval(), {nn.Linear: qconfig})
 
 
-def top2_gaps(reference: ModuleEvaluator, boards: list) -> np.ndarray:
+def top2_gaps(reference: TorchEvaluator, boards: list) -> np.ndarray:
     """Per position, the fp32 probability of its best legal move minus that of its second best."""
     logits, _ = reference.evaluate(encode_batch(boards))
     gaps = []
@@ -106,14 +98,15 @@ def main() -> None:
     net = build_network(read_weights(args.model)).eval()
     calibration = builtin_calibration_planes()[: args.calibration]
     boards = heldout_positions(512)
-    reference = ModuleEvaluator(net)
+    reference = as_evaluator(net, "fp32")
     variants: dict[str, Callable[[], nn.Module]] = {
         "dynamic, per-tensor Linear weights": lambda: dynamic_variant(net, default_dynamic_qconfig),
-        "dynamic, per-channel Linear weights (shipped)": lambda: dynamic_variant(net, per_channel_dynamic_qconfig),
+        "dynamic, per-channel Linear weights (shipped)": lambda: quantization.quantize_dynamic_linear(net),
         "fp32, policy Linear weights rounded to int8": lambda: weight_only_int8(net, POLICY_FC),
         "static, policy Linear per-tensor dynamic": lambda: static_variant(
             net, calibration, policyHead__fc1=default_dynamic_qconfig),
-        "static, policy Linear per-channel dynamic (shipped)": lambda: static_variant(net, calibration),
+        "static, policy Linear per-channel dynamic (shipped)": lambda: quantization.quantize_static(
+            net, (calibration[i:i + 64] for i in range(0, len(calibration), 64))),
         "static, policy Linear fp32": lambda: static_variant(net, calibration, policyHead__fc1=None),
         "static, policy head fp32": lambda: static_variant(
             net, calibration, policyHead__fc1=None, policyHead__conv1=None),
@@ -127,7 +120,7 @@ def main() -> None:
     print(f"{args.model} against fp32 on {len(boards)} held-out positions, {len(calibration)} calibration")
     print(f"{'recipe':52s} {'value RMSE':>10s} {'max err':>8s} {'KL':>8s} {'top-1':>7s}")
     for label, make in variants.items():
-        acc = compare(reference, ModuleEvaluator(make()), boards)
+        acc = compare(reference, as_evaluator(make(), label), boards)
         print(f"{label:52s} {acc.value_rmse:10.4f} {acc.value_max_error:8.3f} {acc.policy_kl:8.4f} "
               f"{100 * acc.top1_agreement:6.1f}%", flush=True)
     gaps = top2_gaps(reference, boards)
