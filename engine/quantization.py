@@ -122,6 +122,8 @@ def quantize_static(
     qengine: str = DEFAULT_QENGINE,
     progress: Callable[[int], None] | None = None,
     fp32_input_conv: bool = False,
+    bias_correction: bool = True,
+    layer_progress: Callable[[int, int], None] | None = None,
 ) -> nn.Module:
     """Static int8 via FX graph mode (see :func:`static_qconfig_mapping` for the exact layers).
 
@@ -129,23 +131,100 @@ def quantize_static(
     Linear layers run in int8; the policy Linear is dynamic int8; ``fp32_input_conv`` keeps the input
     convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
     inference; observers record their activation ranges. ``progress`` is called with each batch's size.
+    With ``bias_correction`` the int8 layers' biases are then corrected on the first calibration positions
+    (:func:`correct_bias`; ``layer_progress(done, total)`` after each layer).
     """
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     set_qengine(qengine)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
+    kept: list[np.ndarray] = []
+    kept_positions = 0
     with quiet():
         prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
         seen = 0
         with torch.inference_mode():
             for batch in calibration_batches:
-                prepared(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-                seen += len(batch)
+                planes = np.ascontiguousarray(batch, dtype=np.float32)
+                prepared(torch.from_numpy(planes))
+                seen += len(planes)
+                if bias_correction and kept_positions < BIAS_CORRECTION_POSITIONS:
+                    kept.append(planes[:BIAS_CORRECTION_POSITIONS - kept_positions])
+                    kept_positions += len(kept[-1])
                 if progress is not None:
-                    progress(len(batch))
+                    progress(len(planes))
         if seen == 0:
             raise ValueError("static quantization needs at least one calibration position")
-        return convert_fx(prepared)
+        reference = copy.deepcopy(prepared) if bias_correction else None
+        quantized = convert_fx(prepared)
+        if reference is not None:
+            correct_bias(reference, quantized, kept, layer_progress)
+        return quantized
+
+
+#: Calibration positions (the first ones) on which :func:`correct_bias` measures each layer's mean error.
+BIAS_CORRECTION_POSITIONS = 1024
+
+
+def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per channel (dimension 1), the float64 sum of a layer's output (dequantized) and how many values
+    each sum has."""
+    values = output.dequantize() if output.is_quantized else output
+    dims = [d for d in range(values.dim()) if d != 1]
+    return values.sum(dim=dims, dtype=torch.float64), values.numel() // values.shape[1]
+
+
+def correct_bias(reference: nn.Module, quantized: nn.Module, batches: list[np.ndarray],
+                 layer_progress: Callable[[int, int], None] | None = None) -> None:
+    """Empirical bias correction: shift each int8 layer's bias so that its mean output per channel over
+    ``batches`` equals the fp32 network's.
+
+    Rounding weights and activations to int8 moves each layer's outputs on average, and the shifts add up
+    along the network (v3: the value came out 0.016 low on average). The layers are corrected in graph
+    order during one forward pass of all the positions: each layer's output is measured, its bias fixed and
+    the output recomputed before the next layer sees it, so a correction also absorbs what the earlier
+    layers left. ``reference`` is the prepared (observed, fused, fp32) model, whose modules carry the same
+    names as ``quantized``'s.
+    """
+    names = [node.target for node in quantized.graph.nodes
+             if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = dict.fromkeys(names, 0)
+
+    def measure(name: str) -> Callable[..., None]:
+        def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            total, count = _channel_sums(output)
+            sums[name] = sums[name] + total if name in sums else total
+            counts[name] += count
+        return record
+
+    def correct(index: int, name: str) -> Callable[..., torch.Tensor]:
+        def replace(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            handles.pop(name).remove()  # once: the recomputation below must not come back here
+            total, count = _channel_sums(output)
+            error = (total / count - sums[name] / counts[name]).float()
+            bias = module.bias()
+            module.set_weight_bias(module.weight(), (bias if bias is not None else torch.zeros_like(error)) - error)
+            if layer_progress is not None:
+                layer_progress(index + 1, len(names))
+            return module(*inputs)
+        return replace
+
+    with torch.inference_mode():
+        handles = {name: reference.get_submodule(name).register_forward_hook(measure(name)) for name in names}
+        try:
+            for planes in batches:
+                reference(torch.from_numpy(planes))
+        finally:
+            for handle in handles.values():
+                handle.remove()
+        handles = {name: quantized.get_submodule(name).register_forward_hook(correct(index, name))
+                   for index, name in enumerate(names)}
+        try:
+            quantized(torch.from_numpy(np.concatenate(batches)))
+        finally:
+            for handle in handles.values():
+                handle.remove()
 
 
 def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:

@@ -132,9 +132,9 @@ def _time_interleaved(evaluators: dict[str, Any], planes: np.ndarray, repeats: i
 def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
     """The file of ``kind`` to measure: given, the sibling file, or one made now into ``workdir``."""
     from engine.model_file import sibling_path
-    from engine.quantization import DEFAULT_QENGINE
 
     from .command import QuantizeError, quantize_file
+    from .command import add_arguments as add_quantize_arguments
 
     if given:
         return Path(given), "given"
@@ -143,10 +143,12 @@ def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, th
         return sibling, "sibling file"
     output = workdir / sibling.name
     onnx = kind.startswith("onnx-")
-    ns = argparse.Namespace(model=str(model), format="onnx" if onnx else "torchscript",
-                            type={"onnx-fp32": "fp32", "onnx-int8": "static"}.get(kind, kind.split("-")[0]),
-                            calibration_size=1024, calibration_data=None, qengine=DEFAULT_QENGINE,
-                            fp32_input_conv=False, output=str(output), threads=threads)
+    parser = argparse.ArgumentParser()
+    add_quantize_arguments(parser)  # the command's own defaults (calibration size, qengine, bias correction)
+    ns = parser.parse_args(["--model", str(model), "--format", "onnx" if onnx else "torchscript",
+                            "--type", {"onnx-fp32": "fp32", "onnx-int8": "static"}.get(kind, kind.split("-")[0]),
+                            "--output", str(output)])
+    ns.threads = threads
     try:
         quantize_file(ns)
     except QuantizeError as exc:
