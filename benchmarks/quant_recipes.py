@@ -46,8 +46,8 @@ def as_evaluator(module: nn.Module, label: str) -> TorchEvaluator:
 
 def static_variant(net: nn.Module, calibration: np.ndarray, activation: object = None,
                    **module_qconfigs: object) -> nn.Module:
-    """The shipped static recipe with another ``activation`` observer everywhere (if given) and the given
-    modules' qconfigs replaced (``None``: keep fp32)."""
+    """The shipped static recipe without bias correction, with another ``activation`` observer everywhere
+    (if given) and the given modules' qconfigs replaced (``None``: keep fp32)."""
     quantization.set_qengine(quantization.DEFAULT_QENGINE)
     with quantization.quiet():
         mapping = quantization.static_qconfig_mapping()
@@ -99,25 +99,33 @@ def main() -> None:
     calibration = builtin_calibration_planes()[: args.calibration]
     boards = heldout_positions(512)
     reference = as_evaluator(net, "fp32")
+
+    def static(**options: bool) -> nn.Module:
+        return quantization.quantize_static(net, (calibration[i:i + 64] for i in range(0, len(calibration), 64)),
+                                            **options)
+
     variants: dict[str, Callable[[], nn.Module]] = {
         "dynamic, per-tensor Linear weights": lambda: dynamic_variant(net, default_dynamic_qconfig),
         "dynamic, per-channel Linear weights (shipped)": lambda: quantization.quantize_dynamic_linear(net),
         "fp32, policy Linear weights rounded to int8": lambda: weight_only_int8(net, POLICY_FC),
         "static, policy Linear per-tensor dynamic": lambda: static_variant(
             net, calibration, policyHead__fc1=default_dynamic_qconfig),
-        "static, policy Linear per-channel dynamic (shipped)": lambda: quantization.quantize_static(
-            net, (calibration[i:i + 64] for i in range(0, len(calibration), 64))),
+        "static, policy Linear per-channel dynamic": lambda: static(bias_correction=False),
         "static, policy Linear fp32": lambda: static_variant(net, calibration, policyHead__fc1=None),
         "static, policy head fp32": lambda: static_variant(
             net, calibration, policyHead__fc1=None, policyHead__conv1=None),
         "static, policy head and input conv fp32": lambda: static_variant(
             net, calibration, policyHead__fc1=None, policyHead__conv1=None, convBlock1=None),
+        "static, input conv fp32": lambda: static(bias_correction=False, fp32_input_conv=True),
         "static, moving-average min/max activations": lambda: static_variant(
             net, calibration, MovingAverageMinMaxObserver.with_args(dtype=torch.quint8)),
         "static, histogram activations": lambda: static_variant(
             net, calibration, HistogramObserver.with_args(dtype=torch.quint8)),
+        "static, bias corrected (shipped)": static,
+        "static, bias corrected, input conv fp32": lambda: static(fp32_input_conv=True),
     }
-    print(f"{args.model} against fp32 on {len(boards)} held-out positions, {len(calibration)} calibration")
+    print(f"{args.model} against fp32 on {len(boards)} held-out positions, {len(calibration)} calibration "
+          "(static rows: no bias correction unless they say so)")
     print(f"{'recipe':52s} {'value RMSE':>10s} {'max err':>8s} {'KL':>8s} {'top-1':>7s}")
     for label, make in variants.items():
         acc = compare(reference, as_evaluator(make(), label), boards)
