@@ -132,6 +132,8 @@ def test_bad_inputs(small_model: Path, tmp_path: Path) -> None:
     _assert_clean_failure(_quantize("--model", str(text), "--type", "dynamic"), "notes.pt", tmp_path)
     _assert_clean_failure(_quantize("--model", str(small_model), "--type", "dynamic", "--fp32-input-conv"),
                           "--fp32-input-conv applies to --type static", tmp_path)
+    _assert_clean_failure(_quantize("--model", str(small_model), "--type", "dynamic", "--no-bias-correction"),
+                          "--no-bias-correction applies to --type static", tmp_path)
     out = _quantize("--model", str(small_model), "--type", "fp16")
     assert out.returncode == 2 and "invalid choice" in out.stderr
     _assert_clean_failure(_quantize("--model", str(small_model), "--type", "static", "--output",
