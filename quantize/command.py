@@ -7,7 +7,7 @@ calibrated on real positions, then each int8 layer's bias corrected so that its 
 fp32's on those positions. Both are saved as TorchScript archives with metadata.
 
 ONNX (``--format onnx``): fp32 (the BatchNorm-folded network exported) or static int8 in QDQ form,
-calibrated on the same positions. ``load_model`` recognises every one of these files.
+calibrated and bias-corrected on the same positions. ``load_model`` recognises every one of these files.
 """
 
 from __future__ import annotations
