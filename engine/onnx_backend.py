@@ -87,11 +87,12 @@ class _Batches:
     """ONNX Runtime's CalibrationDataReader protocol over float32 plane batches."""
 
     def __init__(self, batches: Iterable[np.ndarray], progress: Any = None, keep: int = 0) -> None:
+        from .quantization import FirstPositions
+
         self._batches = iter(batches)
         self._progress = progress
-        self._keep = keep
         #: the first ``keep`` positions, for the bias correction
-        self.kept: list[np.ndarray] = []
+        self.kept = FirstPositions(keep)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
@@ -100,9 +101,7 @@ class _Batches:
         if self._progress is not None:
             self._progress(len(batch))
         planes = np.ascontiguousarray(batch, dtype=np.float32)
-        room = self._keep - sum(len(kept) for kept in self.kept)
-        if room > 0:
-            self.kept.append(planes[:room])
+        self.kept.add(planes)
         return {INPUT_NAME: planes}
 
 
@@ -121,6 +120,8 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
     quantization = _require("onnxruntime.quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from .quantization import BIAS_CORRECTION_POSITIONS
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
@@ -130,7 +131,7 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
             onnx.save_model(fp32_model, str(source))
             # shape inference and graph optimisation first: measured 30% faster int8 inference here
             quant_pre_process(str(source), str(prepared))
-            batches = _Batches(calibration_batches, progress, keep=BIAS_CORRECTION_POSITIONS if bias_correction else 0)
+            batches = _Batches(calibration_batches, progress, BIAS_CORRECTION_POSITIONS if bias_correction else 0)
             quantization.quantize_static(
                 str(prepared), str(target), batches,
                 nodes_to_exclude=[_input_conv(onnx.load_model(str(prepared)))],
@@ -142,14 +143,11 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
             )
             model = onnx.load_model(str(target))
             if bias_correction:
-                correct_bias(onnx.load_model(str(prepared)), model, np.concatenate(batches.kept), layer_progress)
+                correct_bias(onnx.load_model(str(prepared)), model, np.concatenate(batches.kept.batches),
+                             layer_progress)
             return model
     finally:
         root.setLevel(level)
-
-
-#: Calibration positions (the first ones) on which :func:`correct_bias` measures each layer's mean error.
-BIAS_CORRECTION_POSITIONS = 1024
 
 
 def _output_means(model: Any, names: list[str], planes: np.ndarray) -> list[np.ndarray]:

@@ -138,8 +138,7 @@ def quantize_static(
 
     set_qengine(qengine)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
-    kept: list[np.ndarray] = []
-    kept_positions = 0
+    kept = FirstPositions(BIAS_CORRECTION_POSITIONS if bias_correction else 0)
     with quiet():
         prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
         seen = 0
@@ -148,9 +147,7 @@ def quantize_static(
                 planes = np.ascontiguousarray(batch, dtype=np.float32)
                 prepared(torch.from_numpy(planes))
                 seen += len(planes)
-                if bias_correction and kept_positions < BIAS_CORRECTION_POSITIONS:
-                    kept.append(planes[:BIAS_CORRECTION_POSITIONS - kept_positions])
-                    kept_positions += len(kept[-1])
+                kept.add(planes)
                 if progress is not None:
                     progress(len(planes))
         if seen == 0:
@@ -158,12 +155,28 @@ def quantize_static(
         reference = copy.deepcopy(prepared) if bias_correction else None
         quantized = convert_fx(prepared)
         if reference is not None:
-            correct_bias(reference, quantized, kept, layer_progress)
+            correct_bias(reference, quantized, kept.batches, layer_progress)
         return quantized
 
 
-#: Calibration positions (the first ones) on which :func:`correct_bias` measures each layer's mean error.
+#: Calibration positions (the first ones) on which :func:`correct_bias` (and its ONNX counterpart)
+#: measures each layer's mean error.
 BIAS_CORRECTION_POSITIONS = 1024
+
+
+class FirstPositions:
+    """Keeps the first ``limit`` positions of a stream of plane batches (for the bias correction)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.batches: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, planes: np.ndarray) -> None:
+        """Keep as much of ``planes`` as the limit allows."""
+        if self.count < self.limit:
+            self.batches.append(planes[:self.limit - self.count])
+            self.count += len(self.batches[-1])
 
 
 def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, int]:
