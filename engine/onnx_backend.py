@@ -106,7 +106,7 @@ class _Batches:
 
 
 def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], progress: Any = None,
-                  bias_correction: bool = True, layer_progress: Any = None) -> Any:
+                  bias_correction: bool = True, layer_progress: Any = None, on_correction: Any = None) -> Any:
     """Static int8 QDQ ``ModelProto`` of an fp32 ONNX model, activation ranges calibrated on the batches.
 
     Weights: per-channel symmetric int8. Activations: uint8 (int8 activations ran 2.7x slower here),
@@ -114,7 +114,8 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
     into the quantization ranges); the Gemms' outputs (the policy logits among them), the input Conv
     (see ``engine.quantization.INPUT_CONV``: here it cost no measurable speed), the final Tanh, the
     reshapes and the outputs stay fp32. With ``bias_correction`` the int8 layers' biases are then
-    corrected on the first calibration positions (:func:`correct_bias`).
+    corrected on the first calibration positions (:func:`correct_bias`; ``on_correction`` gets its
+    ``BiasCorrection``).
     """
     onnx = _require("onnx")
     quantization = _require("onnxruntime.quantization")
@@ -143,8 +144,10 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
             )
             model = onnx.load_model(str(target))
             if bias_correction:
-                correct_bias(onnx.load_model(str(prepared)), model, np.concatenate(batches.kept.batches),
-                             layer_progress)
+                correction = correct_bias(onnx.load_model(str(prepared)), model,
+                                          np.concatenate(batches.kept.batches), layer_progress)
+                if on_correction is not None:
+                    on_correction(correction)
             return model
     finally:
         root.setLevel(level)
@@ -167,8 +170,9 @@ def _output_means(model: Any, names: list[str], planes: np.ndarray) -> list[np.n
     return [total / (len(planes) * count) for total, count in zip(sums, per_position, strict=True)]
 
 
-def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progress: Any = None) -> None:
-    """Empirical bias correction of a QDQ model, in place (see ``engine.quantization.correct_bias``).
+def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progress: Any = None) -> Any:
+    """Empirical bias correction of a QDQ model, in place (see ``engine.quantization.correct_bias``);
+    returns its ``BiasCorrection``, and undoes it unless neither output got further from fp32.
 
     For each Conv and Gemm with an int32 bias, in graph order, the mean per channel of what the next layer
     sees (the output after its QuantizeLinear/DequantizeLinear pair, or the fp32 output of a Gemm) is
@@ -177,6 +181,8 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
     One session per layer, so each correction sees the earlier ones. ``layer_progress(done, total)``.
     """
     from onnx import numpy_helper
+
+    from .quantization import BiasCorrection, output_errors
 
     producers = {output: node for node in quantized.graph.node for output in node.output}
     consumers: dict[str, list[Any]] = {}
@@ -198,6 +204,7 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
         bias = producers.get(node.input[2]) if node.op_type in ("Conv", "Gemm") and len(node.input) > 2 else None
         if bias is not None and bias.op_type == "DequantizeLinear" and bias.input[0] in initializers:
             layers.append((bias.input[0], bias.input[1], seen_by_next_layer(node.output[0]), node.output[0]))
+    original = {layer[0]: numpy_helper.to_array(initializers[layer[0]]) for layer in layers}
     targets = _output_means(reference, [layer[3] for layer in layers], planes)
     for done, ((bias, scale, measured, _), target) in enumerate(zip(layers, targets, strict=True), start=1):
         error = _output_means(quantized, [measured], planes)[0] - target
@@ -206,6 +213,34 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
         initializers[bias].CopyFrom(numpy_helper.from_array(corrected.astype(np.int32), bias))
         if layer_progress is not None:
             layer_progress(done, len(layers))
+    fp32 = _outputs(reference, planes)
+    before = output_errors(fp32, _outputs(_with_initializers(quantized, original), planes))
+    after = output_errors(fp32, _outputs(quantized, planes))
+    result = BiasCorrection(len(layers), (before[0], after[0]), (before[1], after[1]))
+    if not result.kept:
+        for name, values in original.items():
+            initializers[name].CopyFrom(numpy_helper.from_array(values, name))
+    return result
+
+
+def _outputs(model: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A model's (logits, values) for ``planes``, in batches of 256."""
+    session = make_session(model.SerializeToString(), threads=None)
+    parts = [session.run(OUTPUT_NAMES, {INPUT_NAME: planes[start:start + 256]}) for start in range(0, len(planes), 256)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).reshape(-1)
+
+
+def _with_initializers(model: Any, replaced: dict[str, np.ndarray]) -> Any:
+    """A copy of ``model`` whose named initializers hold ``replaced``'s values."""
+    import onnx
+    from onnx import numpy_helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:
+        if tensor.name in replaced:
+            tensor.CopyFrom(numpy_helper.from_array(replaced[tensor.name], tensor.name))
+    return copy
 
 
 def _input_conv(model: Any) -> str:

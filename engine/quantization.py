@@ -15,6 +15,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,7 @@ def quantize_static(
     fp32_input_conv: bool = False,
     bias_correction: bool = True,
     layer_progress: Callable[[int, int], None] | None = None,
+    on_correction: Callable[[BiasCorrection], None] | None = None,
 ) -> nn.Module:
     """Static int8 via FX graph mode (see :func:`static_qconfig_mapping` for the exact layers).
 
@@ -132,7 +134,8 @@ def quantize_static(
     convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
     inference; observers record their activation ranges. ``progress`` is called with each batch's size.
     With ``bias_correction`` the int8 layers' biases are then corrected on the first calibration positions
-    (:func:`correct_bias`; ``layer_progress(done, total)`` after each layer).
+    (:func:`correct_bias`; ``layer_progress(done, total)`` after each layer, ``on_correction`` with its
+    :class:`BiasCorrection`).
     """
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -155,7 +158,9 @@ def quantize_static(
         reference = copy.deepcopy(prepared) if bias_correction else None
         quantized = convert_fx(prepared)
         if reference is not None:
-            correct_bias(reference, quantized, kept.batches, layer_progress)
+            correction = correct_bias(reference, quantized, kept.batches, layer_progress)
+            if on_correction is not None:
+                on_correction(correction)
         return quantized
 
 
@@ -187,20 +192,47 @@ def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, int]:
     return values.sum(dim=dims, dtype=torch.float64), values.numel() // values.shape[1]
 
 
+@dataclass(frozen=True)
+class BiasCorrection:
+    """What a bias correction did, measured against fp32 on the positions it was computed on."""
+
+    layers: int
+    value_rmse: tuple[float, float]  #: before, after
+    logits_rmse: tuple[float, float]  #: before, after
+
+    @property
+    def kept(self) -> bool:
+        """Whether the corrected biases were kept: neither the value nor the logits got further from fp32."""
+        return self.value_rmse[1] <= self.value_rmse[0] and self.logits_rmse[1] <= self.logits_rmse[0]
+
+
+def output_errors(reference: tuple[np.ndarray, np.ndarray], outputs: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[float, float]:
+    """RMS differences (value, logits) of a network's ``(logits, values)`` outputs from the reference's."""
+    (ref_logits, ref_values), (logits, values) = reference, outputs
+    return (float(np.sqrt(np.mean((np.asarray(values, np.float64) - ref_values) ** 2))),
+            float(np.sqrt(np.mean((np.asarray(logits, np.float64) - ref_logits) ** 2))))
+
+
 def correct_bias(reference: nn.Module, quantized: nn.Module, batches: list[np.ndarray],
-                 layer_progress: Callable[[int, int], None] | None = None) -> None:
+                 layer_progress: Callable[[int, int], None] | None = None) -> BiasCorrection:
     """Empirical bias correction: shift each int8 layer's bias so that its mean output per channel over
-    ``batches`` equals the fp32 network's.
+    ``batches`` equals the fp32 network's; undone if it moved the outputs further from fp32.
 
     Rounding weights and activations to int8 moves each layer's outputs on average, and the shifts add up
     along the network (v3: the value came out 0.016 low on average). The layers are corrected in graph
     order during one forward pass of all the positions: each layer's output is measured, its bias fixed and
     the output recomputed before the next layer sees it, so a correction also absorbs what the earlier
-    layers left. ``reference`` is the prepared (observed, fused, fp32) model, whose modules carry the same
-    names as ``quantized``'s.
+    layers left. Where int8 is far too coarse for a layer (seen in random test networks, whose int8
+    layers were off by half their mean), matching the mean can make each output worse; so the network's
+    outputs are compared with fp32's on the same positions before and after, and the old biases are put
+    back unless neither the value nor the logits got worse. ``reference`` is the prepared (observed, fused,
+    fp32) model, whose modules carry the same names as ``quantized``'s.
     """
     names = [node.target for node in quantized.graph.nodes
              if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
+    original = {name: (quantized.get_submodule(name).weight(), quantized.get_submodule(name).bias())
+                for name in names}
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = dict.fromkeys(names, 0)
 
@@ -223,21 +255,28 @@ def correct_bias(reference: nn.Module, quantized: nn.Module, batches: list[np.nd
             return module(*inputs)
         return replace
 
+    planes = torch.from_numpy(np.concatenate(batches))
     with torch.inference_mode():
         handles = {name: reference.get_submodule(name).register_forward_hook(measure(name)) for name in names}
         try:
-            for planes in batches:
-                reference(torch.from_numpy(planes))
+            fp32 = tuple(np.concatenate(part) for part in zip(*(
+                [t.numpy() for t in reference(torch.from_numpy(b))] for b in batches), strict=True))
         finally:
             for handle in handles.values():
                 handle.remove()
+        before = output_errors(fp32, tuple(t.numpy() for t in quantized(planes)))
         handles = {name: quantized.get_submodule(name).register_forward_hook(correct(index, name))
                    for index, name in enumerate(names)}
         try:
-            quantized(torch.from_numpy(np.concatenate(batches)))
+            after = output_errors(fp32, tuple(t.numpy() for t in quantized(planes)))
         finally:
             for handle in handles.values():
                 handle.remove()
+    result = BiasCorrection(len(names), (before[0], after[0]), (before[1], after[1]))
+    if not result.kept:
+        for name, (weight, bias) in original.items():
+            quantized.get_submodule(name).set_weight_bias(weight, bias)
+    return result
 
 
 def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:

@@ -168,11 +168,12 @@ def quantize_file(args: argparse.Namespace) -> dict[str, Any]:
             data = quantization.archive_bytes(quantization.quantize_dynamic_linear(quantization.fold_batchnorm(net)),
                                               metadata)
         elif kind == "static-int8":
-            metadata.update(qengine=args.qengine, fp32_input_conv=args.fp32_input_conv,
-                            bias_correction=args.bias_correction)
+            corrections: list[Any] = []
             module = _calibrate(boards, lambda batches, progress: quantization.quantize_static(
                 net, batches, args.qengine, progress=progress, fp32_input_conv=args.fp32_input_conv,
-                bias_correction=args.bias_correction, layer_progress=_layer_bar()))
+                bias_correction=args.bias_correction, layer_progress=_layer_bar(), on_correction=corrections.append))
+            metadata.update(qengine=args.qengine, fp32_input_conv=args.fp32_input_conv,
+                            bias_correction=_correction_summary(corrections))
             data = quantization.archive_bytes(module, metadata)
         else:
             data = _onnx_bytes(net, kind, boards, metadata, args.bias_correction)
@@ -219,9 +220,11 @@ def _onnx_bytes(net: Any, kind: str, boards: list, metadata: dict[str, Any], bia
 
     model = onnx_backend.export_fp32(fp32_module(net))
     if kind == "onnx-int8":
-        metadata.update(bias_correction=bias_correction)
+        corrections: list[Any] = []
         model = _calibrate(boards, lambda batches, progress: onnx_backend.quantize_int8(
-            model, batches, progress, bias_correction=bias_correction, layer_progress=_layer_bar()))
+            model, batches, progress, bias_correction=bias_correction, layer_progress=_layer_bar(),
+            on_correction=corrections.append))
+        metadata.update(bias_correction=_correction_summary(corrections))
     metadata.update(format_version=1, torch_version=torch.__version__,
                     onnxruntime_version=onnx_backend.runtime_version())
     return onnx_backend.model_bytes(model, metadata)
@@ -236,6 +239,15 @@ def _calibrate(boards: list, quantize: Callable[[Iterator[Any], Callable[[int], 
     batches = (encode_batch(boards[i:i + 64]) for i in range(0, len(boards), 64))
     with tqdm(total=len(boards), desc="calibrating", unit="pos", file=sys.stderr, leave=False) as bar:
         return quantize(batches, bar.update)
+
+
+def _correction_summary(corrections: list[Any]) -> dict[str, Any] | None:
+    """The bias correction's outcome for the metadata and the report (None: it was not asked for)."""
+    if not corrections:
+        return None
+    c = corrections[0]
+    return {"kept": c.kept, "layers": c.layers, "calibration_value_rmse": list(c.value_rmse),
+            "calibration_logits_rmse": list(c.logits_rmse)}
 
 
 def _layer_bar() -> Callable[[int, int], None]:
@@ -264,8 +276,16 @@ def format_report(r: dict[str, Any]) -> str:
     ]
     if r.get("calibration_positions"):
         engine_used = f", qengine {r['qengine']}" if r.get("qengine") else ""
-        corrected = {True: ", biases corrected", False: ", no bias correction"}.get(r.get("bias_correction"), "")
-        lines.append(f"  calibration: {r['calibration_positions']} positions{engine_used}{corrected}")
+        lines.append(f"  calibration: {r['calibration_positions']} positions{engine_used}")
+    correction = r.get("bias_correction")
+    if correction:
+        before, after = correction["calibration_value_rmse"]
+        logits_before, logits_after = correction["calibration_logits_rmse"]
+        outcome = "kept" if correction["kept"] else "undone (it moved an output further from fp32)"
+        lines.append(f"  bias correction of {correction['layers']} layers: {outcome}; on the calibration positions "
+                     f"value RMSE {before:.4f} -> {after:.4f}, logits RMSE {logits_before:.4f} -> {logits_after:.4f}")
+    elif r["type"] in ("static-int8", "onnx-int8"):
+        lines.append("  bias correction: off (--no-bias-correction)")
     lines += [
         f"  accuracy vs fp32 on {a['positions']} held-out positions:",
         f"    value RMSE {a['value_rmse']:.4f}, max error {a['value_max_error']:.4f}",

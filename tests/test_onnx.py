@@ -147,6 +147,7 @@ def test_bias_correction_of_the_default_network() -> None:
     planes = builtin_calibration_planes()[:1024]
     batches = [planes[i:i + 64] for i in range(0, len(planes), 64)]
     done: list[tuple[int, int]] = []
+    outcome: list[object] = []
 
     def evaluator(model: object, kind: str) -> onnx_backend.OnnxEvaluator:
         return onnx_backend.OnnxEvaluator(model.SerializeToString(), kind, ModelInfo("default", kind, 6, 64))
@@ -155,11 +156,12 @@ def test_bias_correction_of_the_default_network() -> None:
     boards = heldout_positions(512)
     accuracy = {
         corrected: compare(reference, evaluator(onnx_backend.quantize_int8(
-            fp32, batches, bias_correction=corrected, layer_progress=lambda *step: done.append(step)), "onnx-int8"),
-            boards)
+            fp32, batches, bias_correction=corrected, layer_progress=lambda *step: done.append(step),
+            on_correction=outcome.append), "onnx-int8"), boards)
         for corrected in (False, True)}
     # every Conv and Gemm with an int8 bias once, in order: 12 trunk and 2 head convolutions, 3 Gemms
     assert done == [(i, 17) for i in range(1, 18)]
+    assert len(outcome) == 1 and outcome[0].kept
     # v3: value RMSE 0.0343 -> 0.0199, KL 0.0026 -> 0.0023
     assert accuracy[True].value_rmse < 0.025 and accuracy[False].value_rmse > 0.03
     assert accuracy[True].policy_kl < accuracy[False].policy_kl
