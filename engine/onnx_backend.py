@@ -205,6 +205,8 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
         if bias is not None and bias.op_type == "DequantizeLinear" and bias.input[0] in initializers:
             layers.append((bias.input[0], bias.input[1], seen_by_next_layer(node.output[0]), node.output[0]))
     original = {layer[0]: numpy_helper.to_array(initializers[layer[0]]) for layer in layers}
+    fp32 = _outputs(reference, planes)
+    before = output_errors(fp32, _outputs(quantized, planes))
     targets = _output_means(reference, [layer[3] for layer in layers], planes)
     for done, ((bias, scale, measured, _), target) in enumerate(zip(layers, targets, strict=True), start=1):
         error = _output_means(quantized, [measured], planes)[0] - target
@@ -213,8 +215,6 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
         initializers[bias].CopyFrom(numpy_helper.from_array(corrected.astype(np.int32), bias))
         if layer_progress is not None:
             layer_progress(done, len(layers))
-    fp32 = _outputs(reference, planes)
-    before = output_errors(fp32, _outputs(_with_initializers(quantized, original), planes))
     after = output_errors(fp32, _outputs(quantized, planes))
     result = BiasCorrection(len(layers), (before[0], after[0]), (before[1], after[1]))
     if not result.kept:
@@ -228,19 +228,6 @@ def _outputs(model: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     session = make_session(model.SerializeToString(), threads=None)
     parts = [session.run(OUTPUT_NAMES, {INPUT_NAME: planes[start:start + 256]}) for start in range(0, len(planes), 256)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).reshape(-1)
-
-
-def _with_initializers(model: Any, replaced: dict[str, np.ndarray]) -> Any:
-    """A copy of ``model`` whose named initializers hold ``replaced``'s values."""
-    import onnx
-    from onnx import numpy_helper
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    for tensor in copy.graph.initializer:
-        if tensor.name in replaced:
-            tensor.CopyFrom(numpy_helper.from_array(replaced[tensor.name], tensor.name))
-    return copy
 
 
 def _input_conv(model: Any) -> str:
