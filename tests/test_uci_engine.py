@@ -384,6 +384,8 @@ def test_static_int8_backend(raw):
     raw.send("position startpos moves e2e4 c7c5", "go nodes 50")
     _, line, _ = raw.wait_for("bestmove", MOVE_S)
     bestmove(line, _after("e2e4", "c7c5"))
+    raw.isready()
+    assert not [err for err in raw.stderr if b"Warning" in err], raw.stderr  # torch's C++ deprecation warnings
 
 
 def test_stdout_holds_protocol_lines_only(raw):

@@ -66,6 +66,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``azengine`` console script."""
     argv = sys.argv[1:] if argv is None else argv
+    # torch's C++ warnings (e.g. that quantized tensors are deprecated, once per int8 load) bypass Python's
+    # warnings module and would reach a GUI's engine log; read by torch when it loads, so set it first.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     command = args.command or "uci"
