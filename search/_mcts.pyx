@@ -227,6 +227,7 @@ cdef class Tree:
     # search parameters
     cdef public double cpuct, cpuct_base, cpuct_factor, fpu_reduction, fpu_reduction_root
     cdef public double underpromotion_penalty
+    cdef public double policy_temperature
     # the path of the playout being selected
     cdef int32_t path_edges[MAX_DEPTH]
     cdef int32_t path_nodes[MAX_DEPTH + 1]
@@ -251,6 +252,7 @@ cdef class Tree:
         self.fpu_reduction = 0.33
         self.fpu_reduction_root = 0.33
         self.underpromotion_penalty = 3.0
+        self.policy_temperature = 1.0
         self.reset()
 
     def __dealloc__(self):
@@ -784,11 +786,16 @@ cdef class BatchRunner:
                 np.array(batch.black[:count], dtype=bool))
 
     def apply(self, Batch batch, float[:, ::1] logits, float[::1] values):
-        """Expand the batch's pending leaves with the network's logits and values; back them up."""
+        """Expand the batch's pending leaves with the network's logits and values; back them up.
+
+        A leaf's priors are the softmax over its legal moves of (logit - underpromotion penalty) /
+        ``tree.policy_temperature``; they are cached at the temperature in effect.
+        """
         cdef Tree t = self.tree
         cdef int slot, i, n
         cdef int32_t leaf
         cdef double mx, total, x
+        cdef double inv_temp = 1.0 / t.policy_temperature if t.policy_temperature > 0 else 1.0
         cdef cnp.ndarray[cnp.float32_t, ndim=1] priors
         cdef cnp.ndarray[cnp.int32_t, ndim=1] codes
         for slot in range(batch.count):
@@ -806,7 +813,7 @@ cdef class BatchRunner:
                     mx = x
             total = 0.0
             for i in range(n):
-                x = exp(priors[i] - mx)
+                x = exp((priors[i] - mx) * inv_temp)
                 priors[i] = <float> x
                 total += x
             for i in range(n):

@@ -98,6 +98,9 @@ class Searcher:
         p, t = self.params, self.tree
         t.cpuct, t.cpuct_base, t.cpuct_factor = p.cpuct, p.cpuct_base, p.cpuct_factor
         t.fpu_reduction, t.fpu_reduction_root = p.fpu_value, p.fpu_value_at_root
+        if t.policy_temperature != p.policy_temperature:  # priors in the tree and cache are stale
+            t.policy_temperature = p.policy_temperature
+            self.new_game()
         t.max_bytes = p.ram_limit_mb * 1024 * 1024 if p.ram_limit_mb > 0 else 1 << 40
         t.full = t.memory_bytes() >= t.max_bytes  # a raised RamLimitMb lets a kept tree grow again
         self.runner.cache_size = p.nn_cache_size

@@ -82,6 +82,7 @@ class SearchParams:
     cpuct_factor: float = 3.894
     fpu_value: float = 0.33
     fpu_value_at_root: float = 0.33
+    policy_temperature: float = 1.0
     minibatch_size: int = 32
     max_collisions: int = 16
     nn_cache_size: int = 200_000

@@ -487,3 +487,33 @@ def test_budget_is_positive_and_within_the_clock(left: int, inc: int | None, mov
     assert budget is not None
     assert budget >= 1.0
     assert budget <= max(1.0, left - overhead)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_policy_temperature_scales_the_priors(net_evaluator, temperature: float) -> None:
+    """Root priors are the softmax of logits / PolicyTemperature over the legal moves."""
+    from engine import encode_position
+    from engine.priors import move_priors
+
+    board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+    logits, _ = net_evaluator.evaluate(encode_position(board)[None])
+    expected = move_priors(board, logits[0] / temperature)
+    _, result = run(board, Limits(nodes=2), net_evaluator, policy_temperature=temperature)
+    got = {s.move: s.prior for s in result.info.stats}
+    assert got.keys() == expected.keys()
+    for move, prior in expected.items():
+        assert got[move] == pytest.approx(prior, rel=1e-4, abs=1e-6)
+
+
+def test_changing_the_policy_temperature_drops_stale_priors(net_evaluator) -> None:
+    """The same position searched again after PolicyTemperature changes shows the new priors."""
+    board = chess.Board()
+    searcher = Searcher(net_evaluator, SearchParams())
+    flat = searcher.search(board, Limits(nodes=50))
+    searcher.params.policy_temperature = 5.0
+    flatter = searcher.search(board, Limits(nodes=50))
+    searcher.close()
+    spread = [max(s.prior for s in r.info.stats) - min(s.prior for s in r.info.stats) for r in (flat, flatter)]
+    assert spread[1] < spread[0]
+    fresh = run(board, Limits(nodes=50), net_evaluator, policy_temperature=5.0)[1]
+    assert [s.prior for s in flatter.info.stats] == [s.prior for s in fresh.info.stats]

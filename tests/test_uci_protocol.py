@@ -11,6 +11,7 @@ import asyncio
 import io
 import math
 import re
+from pathlib import Path
 
 import chess
 import chess.engine
@@ -21,7 +22,7 @@ from uci_client import long_game
 
 from search.types import Limits, MoveStats, PvLine, Score, SearchInfo, wdl_from_q
 from uci.loop import UciEngine
-from uci.options import DEFAULT_WEIGHTS, OPTIONS, Option, OptionError, OptionValues
+from uci.options import DEFAULT_WEIGHTS, OPTIONS, Option, OptionError, OptionValues, markdown_table
 from uci.protocol import (
     UciParseError,
     format_info,
@@ -592,3 +593,9 @@ def test_cp_from_q_is_monotonic_and_bounded():
     assert values == sorted(values)
     assert all(abs(v) <= 12_000 for v in values)
     assert Score.from_q(0.0).cp == 0 and not math.isnan(Score.from_q(1.0).cp)
+
+
+def test_readme_lists_every_option_as_the_engine_declares_it() -> None:
+    """The README's options table is the one ``python -m uci.options`` prints."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme

@@ -31,7 +31,8 @@ ENGINE_AUTHOR = "the azengine developers"
 
 _PARAM_OF_OPTION = {
     "cpuct": "cpuct", "cpuctbase": "cpuct_base", "cpuctfactor": "cpuct_factor", "fpuvalue": "fpu_value",
-    "fpuvalueatroot": "fpu_value_at_root", "minibatchsize": "minibatch_size", "nncachesize": "nn_cache_size",
+    "fpuvalueatroot": "fpu_value_at_root", "policytemperature": "policy_temperature",
+    "minibatchsize": "minibatch_size", "nncachesize": "nn_cache_size",
     "ramlimitmb": "ram_limit_mb", "smartpruningfactor": "smart_pruning_factor",
     "moveoverheadms": "move_overhead_ms", "multipv": "multipv", "temperature": "temperature",
     "tempcutoffmove": "temp_cutoff_move", "seed": "seed",

@@ -102,6 +102,9 @@ OPTIONS: tuple[Option, ...] = (
            "First-play urgency reduction: unvisited moves get the parent's Q minus this times "
            "sqrt(policy of the visited moves).", -100.0, 100.0),
     Option("FpuValueAtRoot", "float", 0.33, "FpuValue at the root.", -100.0, 100.0),
+    Option("PolicyTemperature", "float", 1.0,
+           "Softmax temperature of the network's move priors; above 1 flattens them so the search looks "
+           "wider.", 0.01, 100.0),
     Option("NNCacheSize", "spin", 200_000, "Positions whose network output is cached.", 0, 100_000_000),
     Option("RamLimitMb", "spin", 0,
            "Tree memory limit in MiB (0: none). When reached the search stops growing and says so.", 0, 1_000_000),
