@@ -125,6 +125,9 @@ class Searcher:
                 log.debug("discarded evaluation failed", exc_info=True)
             self._in_flight = None
 
+    def _budget_ms(self, limits: Limits, turn: chess.Color) -> float | None:
+        return time_budget_ms(limits, turn, self.params.move_overhead_ms, self.params.slow_mover)
+
     def _prepare_root(self, board: chess.Board) -> None:
         """Reuse the subtree of ``board`` when it follows from the previous root, else start afresh."""
         self.reused_visits = 0
@@ -199,7 +202,7 @@ class Searcher:
         allowed = {_mcts.encode_move(m) for m in limits.searchmoves if m in legal} or None
         self.tree.set_excluded(allowed)
 
-        budget_ms = None if limits.ponder else time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
+        budget_ms = None if limits.ponder else self._budget_ms(limits, board.turn)
         timer_start = start
         want_nodes = limits.nodes
         stopped_by = ""
@@ -219,7 +222,7 @@ class Searcher:
                     limits.ponder = False
                     self._ponderhit.clear()
                     timer_start = now
-                    budget_ms = time_budget_ms(limits, board.turn, self.params.move_overhead_ms)
+                    budget_ms = self._budget_ms(limits, board.turn)
                 stopped_by = self._should_stop(limits, now, timer_start, budget_ms, searched(),
                                                depth_before, len(legal), allowed)
                 if stopped_by:

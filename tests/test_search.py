@@ -517,3 +517,13 @@ def test_changing_the_policy_temperature_drops_stale_priors(net_evaluator) -> No
     assert spread[1] < spread[0]
     fresh = run(board, Limits(nodes=50), net_evaluator, policy_temperature=5.0)[1]
     assert [s.prior for s in flatter.info.stats] == [s.prior for s in fresh.info.stats]
+
+
+def test_slow_mover_scales_the_clock_share_only() -> None:
+    limits = Limits(wtime=30_000, winc=1_000)
+    base = time_budget_ms(limits, chess.WHITE, 0)
+    assert time_budget_ms(limits, chess.WHITE, 0, slow_mover=1.5) == pytest.approx(
+        1.5 * 30_000 / DEFAULT_MOVES_TO_GO + INCREMENT_SHARE * 1_000)
+    assert base == pytest.approx(30_000 / DEFAULT_MOVES_TO_GO + INCREMENT_SHARE * 1_000)
+    assert time_budget_ms(Limits(wtime=1_000, movestogo=10), chess.WHITE, 0, slow_mover=10.0) == MAX_CLOCK_SHARE * 1_000
+    assert time_budget_ms(Limits(movetime=500), chess.WHITE, 0, slow_mover=3.0) == 500

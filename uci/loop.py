@@ -34,7 +34,7 @@ _PARAM_OF_OPTION = {
     "fpuvalueatroot": "fpu_value_at_root", "policytemperature": "policy_temperature",
     "minibatchsize": "minibatch_size", "nncachesize": "nn_cache_size",
     "ramlimitmb": "ram_limit_mb", "smartpruningfactor": "smart_pruning_factor",
-    "moveoverheadms": "move_overhead_ms", "multipv": "multipv", "temperature": "temperature",
+    "moveoverheadms": "move_overhead_ms", "slowmover": "slow_mover", "multipv": "multipv", "temperature": "temperature",
     "tempcutoffmove": "temp_cutoff_move", "seed": "seed",
 }
 
