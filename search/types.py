@@ -89,7 +89,7 @@ class SearchParams:
     ram_limit_mb: int = 0
     smart_pruning_factor: float = 1.33
     move_overhead_ms: int = 100
-    slow_mover: float = 1.0
+    slow_mover: float = 1.5
     multipv: int = 1
     temperature: float = 0.0
     temp_cutoff_move: int = 8

@@ -109,9 +109,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("RamLimitMb", "spin", 0,
            "Tree memory limit in MiB (0: none). When reached the search stops growing and says so.", 0, 1_000_000),
     Option("MoveOverheadMs", "spin", 100, "Milliseconds kept back per move for GUI and OS delays.", 0, 100_000),
-    Option("SlowMover", "float", 1.0,
+    Option("SlowMover", "float", 1.5,
            "Scales the share of the clock planned per move (not the increment's share); above 1 spends "
-           "more time early in the game.", 0.1, 10.0),
+           "more time early in the game. 1.5 beat 1.0 by 26 +/- 25 Elo at 10+0.1 (docs/PERFORMANCE.md).",
+           0.1, 10.0),
     Option("MultiPV", "spin", 1, "Number of best lines reported.", 1, 500),
     Option("SmartPruningFactor", "float", 1.33,
            "Stop early when no other move can catch the best one in the time left; higher stops sooner, "
