@@ -520,6 +520,7 @@ def test_changing_the_policy_temperature_drops_stale_priors(net_evaluator) -> No
 
 
 def test_slow_mover_scales_the_clock_share_only() -> None:
+    """SlowMover multiplies the planned share of the clock, not the increment, the cap or movetime."""
     limits = Limits(wtime=30_000, winc=1_000)
     base = time_budget_ms(limits, chess.WHITE, 0)
     assert time_budget_ms(limits, chess.WHITE, 0, slow_mover=1.5) == pytest.approx(
