@@ -28,7 +28,7 @@ import chess.engine
 from engine import default_model_path, load_model
 from engine.evaluators import set_torch_threads
 from search import Limits, Searcher, SearchParams
-from uci.loop import _PARAM_OF_OPTION
+from uci.loop import SEARCH_PARAM_OF_OPTION
 from uci.options import OptionValues
 
 
@@ -51,7 +51,7 @@ class Config:
         values, params = OptionValues(), SearchParams(smart_pruning_factor=0.0)
         for option_name, text in self.options.items():
             option, value = values.set(option_name, text)
-            field = _PARAM_OF_OPTION.get(option.name.lower())
+            field = SEARCH_PARAM_OF_OPTION.get(option.name.lower())
             if field is None:
                 raise SystemExit(f"{option.name} is not a search option")
             setattr(params, field, value)

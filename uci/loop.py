@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = f"azengine {__version__}"
 ENGINE_AUTHOR = "the azengine developers"
 
-_PARAM_OF_OPTION = {
+#: UCI option (lower case) -> the SearchParams field it sets.
+SEARCH_PARAM_OF_OPTION = {
     "cpuct": "cpuct", "cpuctbase": "cpuct_base", "cpuctfactor": "cpuct_factor", "fpuvalue": "fpu_value",
     "fpuvalueatroot": "fpu_value_at_root", "policytemperature": "policy_temperature",
     "minibatchsize": "minibatch_size", "nncachesize": "nn_cache_size",
@@ -147,8 +148,8 @@ class UciEngine:
         name, value = parse_setoption(args)
         option, typed = self.options.set(name, value)
         key = option.name.lower()
-        if key in _PARAM_OF_OPTION:
-            setattr(self.params, _PARAM_OF_OPTION[key], typed)
+        if key in SEARCH_PARAM_OF_OPTION:
+            setattr(self.params, SEARCH_PARAM_OF_OPTION[key], typed)
         elif key == "threads" and self.evaluator is not None:
             from engine.evaluators import set_torch_threads
 
