@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import BACKENDS, onnx_backend, quantization
+from . import BACKENDS, default_model_path, onnx_backend, quantization
 from .errors import BackendUnavailableError, ModelFileError
 from .evaluators import ModelInfo, TorchEvaluator, set_torch_threads
 from .interface import Evaluator
@@ -259,6 +259,27 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
         info.notes.append(f"static-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
                           f"run 'azengine quantize' to save it")
     return TorchEvaluator(module, backend, info, threads)
+
+
+#: The form ``auto`` gives the bundled network: its shipped static-int8 file. On a VNNI CPU it evaluates 3.3x
+#: as many positions per second as fp32 (1.8x on AVX2) and beat fp32 at 10+0.1 (docs/QUANTIZATION.md).
+BUNDLED_BACKEND = "static-int8"
+
+
+def load_for_play(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:
+    """:func:`load_model` as the engine plays: ``auto`` on the bundled network means :data:`BUNDLED_BACKEND`.
+
+    Any other file or backend loads as :func:`load_model` says. Where this machine cannot run the bundled
+    int8 file (no onednn kernels), the bundled network plays fp32 and a note says why.
+    """
+    if backend != "auto" or Path(path).resolve() != default_model_path().resolve():
+        return load_model(path, backend, threads)
+    try:
+        return load_model(path, BUNDLED_BACKEND, threads)
+    except ModelFileError as exc:
+        evaluator = load_model(path, "fp32", threads)
+        evaluator.info.notes.append(f"{BUNDLED_BACKEND} cannot run here ({exc}); playing fp32")
+        return evaluator
 
 
 def _onnx_in_memory(net: AlphaZeroNet, backend: str, info: ModelInfo, threads: int | None) -> Evaluator:

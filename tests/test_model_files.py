@@ -19,7 +19,7 @@ from torch import nn
 import engine
 from engine import AlphaZeroNet, ModelFileError, encode_batch, load_model, move_priors, quantization
 from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
-from engine.model_file import read_weights, sibling_path
+from engine.model_file import load_for_play, read_weights, sibling_path
 
 # Measured with random_net(2, 16, seed=0) on the 1200 held-out positions (torch 2.13, x86 engine):
 #   dynamic-int8: logits max|d| 0.028, mean|d| 0.004; values max|d| 0.036, mean|d| 0.005; top-1 99%
@@ -161,8 +161,9 @@ def test_fp32_state_dict_loads_with_identical_outputs(
 ) -> None:
     weights = read_weights(model_dir / "net.pt")
     assert (weights.kind, weights.blocks, weights.filters) == ("fp32", 2, 16)
-    for backend in ("auto", "fp32"):
-        evaluator = load_model(model_dir / "net.pt", backend=backend, threads=1)
+    for evaluator in (load_model(model_dir / "net.pt", backend="auto", threads=1),
+                      load_model(model_dir / "net.pt", backend="fp32", threads=1),
+                      load_for_play(model_dir / "net.pt", backend="auto", threads=1)):  # not the bundled one
         assert evaluator.kind == "fp32"
         logits, values = evaluator.evaluate(heldout[1])
         assert logits.dtype == np.float32 and values.dtype == np.float32

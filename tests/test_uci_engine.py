@@ -173,7 +173,8 @@ def test_network_loads_on_isready_not_on_uci():
         _, _, before = eng.wait_for("uciok", LOAD_S)
         assert not any("loaded" in line for line in before), before
         before = eng.isready(LOAD_S)
-        assert any(line.startswith("info string loaded") for line in before), before
+        loaded = [line for line in before if line.startswith("info string loaded")]
+        assert len(loaded) == 1 and loaded[0].endswith(" static-int8"), before  # the bundled network's default form
         assert eng.bad_stdout_lines() == []
 
 

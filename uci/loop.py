@@ -76,9 +76,9 @@ class UciEngine:
             return
         self._loaded_key = key
         try:
-            from engine.model_file import load_model
+            from engine.model_file import load_for_play
 
-            evaluator = load_model(key[0], backend=key[1], threads=self.options["Threads"])
+            evaluator = load_for_play(key[0], backend=key[1], threads=self.options["Threads"])
         except (engine.ModelFileError, ValueError, OSError) as exc:
             if self.evaluator is None:
                 self.info_string(f"error: {exc}; no network is loaded, moves will be poor (uniform priors)")

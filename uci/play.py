@@ -13,7 +13,9 @@ from search import Limits, Searcher, SearchParams
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``azengine play``."""
     parser.add_argument("--model", help="model file (default: the bundled network)")
-    parser.add_argument("--backend", default="auto", help="auto, fp32, dynamic-int8 or static-int8")
+    parser.add_argument("--backend", default="auto",
+                        help="auto (the bundled network: static-int8; another file: what it is), fp32, "
+                             "dynamic-int8 or static-int8")
     parser.add_argument("--rollouts", "--nodes", dest="nodes", type=int, default=800,
                         help="playouts per engine move (default 800)")
     parser.add_argument("--movetime", type=int, help="milliseconds per engine move (instead of --rollouts)")
@@ -34,11 +36,11 @@ def _read_move(board: chess.Board, text: str) -> chess.Move | None:
 def run(args: argparse.Namespace) -> int:
     """Play one game on stdin/stdout; returns 2 when the model cannot be loaded."""
     import engine
-    from engine.model_file import load_model
+    from engine.model_file import load_for_play
 
     out = sys.stdout
     try:
-        evaluator = load_model(args.model or engine.default_model_path(), args.backend, args.threads)
+        evaluator = load_for_play(args.model or engine.default_model_path(), args.backend, args.threads)
     except (engine.ModelFileError, ValueError) as exc:
         sys.stderr.write(f"azengine play: {exc}\n")
         return 2
