@@ -1,0 +1,77 @@
+"""Static int8 with each quantized kernel library (qengine) against fp32, timed in turn in one run.
+
+Which ``--qengine`` should ``azengine quantize`` default to on this CPU? Each engine's static int8 model is
+made in memory by the shipped recipe (calibrated on the built-in positions, bias-corrected) and
+TorchScript-compiled as in the saved files; then every round times fp32 and each engine once per batch
+size, and the table shows the median round. Ratios taken this way survive the machine's drift; the
+absolute rates do not.
+
+    python benchmarks/bench_qengines.py [--model M] [--batches 1,32,64] [--rounds 5] [--seconds 0.4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from _common import header, real_boards  # isort: skip
+import numpy as np
+import torch
+from torch import nn
+
+import engine
+from engine import encode_batch, quantization
+from engine.calibration import builtin_calibration_planes
+from engine.model_file import build_network, fp32_module, read_weights
+
+
+def timed_rate(module: nn.Module, planes: np.ndarray, seconds: float) -> float:
+    """Positions/s of ``module`` on ``planes`` over at least ``seconds`` (after one warm-up call)."""
+    x = torch.from_numpy(planes)
+    with torch.inference_mode():
+        module(x)
+        calls, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds or calls == 0:
+            module(x)
+            calls += 1
+    return calls * len(planes) / elapsed
+
+
+def main() -> None:
+    """Print positions/s per batch size for fp32 and each available qengine, and the ratio to fp32."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=engine.default_model_path())
+    parser.add_argument("--batches", default="1,32,64")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.4)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    header(f"static int8 per qengine vs fp32: {args.model.name}, 1 thread, median of {args.rounds} rounds")
+    print(f"# CPU capability reported by torch: {torch.backends.cpu.get_cpu_capability()}")
+    net = build_network(read_weights(args.model)).eval()
+    calibration = builtin_calibration_planes()
+    qengines = [q for q in ("onednn", "x86", "fbgemm") if q in torch.backends.quantized.supported_engines]
+    modules: dict[str, nn.Module] = {"fp32": fp32_module(net)}
+    for qengine in qengines:
+        modules[qengine] = quantization.to_torchscript(quantization.quantize_static(
+            net, (calibration[i:i + 64] for i in range(0, len(calibration), 64)), qengine=qengine))
+    batches = [int(b) for b in args.batches.split(",")]
+    boards = real_boards(max(batches))
+    print(f"{'batch':>5s} " + " ".join(f"{name:>16s}" for name in modules))
+    for batch in batches:
+        planes = encode_batch(boards[:batch])
+        rates: dict[str, list[float]] = {name: [] for name in modules}
+        for _ in range(args.rounds):
+            for name, module in modules.items():
+                if name != "fp32":
+                    quantization.set_qengine(name)  # a module runs with the engine it was packed for
+                rates[name].append(timed_rate(module, planes, args.seconds))
+        median = {name: statistics.median(values) for name, values in rates.items()}
+        cells = [f"{median['fp32']:16.0f}"]
+        cells += [f"{median[q]:7.0f} ({median[q] / median['fp32']:4.2f}x)" for q in qengines]
+        print(f"{batch:5d} " + " ".join(cells))
+
+if __name__ == "__main__":
+    main()
