@@ -163,7 +163,7 @@ def test_unwritable_output_leaves_nothing(small_model: Path, tmp_path: Path) -> 
     assert not Path("/proc/azengine_q.pt").exists()
 
 
-def test_bias_correction_is_undone_where_it_makes_the_outputs_worse() -> None:
+def test_bias_correction_is_kept_only_where_it_brings_the_outputs_closer_to_fp32() -> None:
     import numpy as np
     import torch
 
@@ -172,15 +172,28 @@ def test_bias_correction_is_undone_where_it_makes_the_outputs_worse() -> None:
 
     from test_model_files import random_net  # isort: skip
 
-    # a random 2x16 network, whose int8 layers are off by half their mean output: matching the means made
-    # its value RMSE against fp32 on the calibration positions go from 0.038 to 0.080
+    # A random 2x16 network: int8 is coarse for it. On an AVX2 CPU (16-bit intermediate sums that saturate)
+    # matching the means made its value RMSE against fp32 on the calibration positions go from 0.038 to
+    # 0.080 and the correction was undone; with AVX-512 VNNI it went from 0.0235 to 0.0225 and was kept.
+    # Either way, what the tool keeps must be what measured closer to fp32.
     net = random_net(2, 16, seed=0)
     planes = builtin_calibration_planes()
     outcome: list[quantization.BiasCorrection] = []
     guarded = quantization.quantize_static(net, [planes], on_correction=outcome.append)
     plain = quantization.quantize_static(net, [planes], bias_correction=False)
-    assert not outcome[0].kept and outcome[0].value_rmse[1] > outcome[0].value_rmse[0], outcome
-    x = torch.from_numpy(planes[:256])
+    (correction,) = outcome
+    assert correction.kept == (correction.value_rmse[1] <= correction.value_rmse[0]
+                               and correction.logits_rmse[1] <= correction.logits_rmse[0]), correction
+    x = torch.from_numpy(planes[:quantization.BIAS_CORRECTION_POSITIONS])  # the positions it measured on
     with torch.inference_mode():
-        for a, b in zip(guarded(x), plain(x), strict=True):
-            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        fp32 = [t.numpy() for t in quantization.fold_batchnorm(net)(x)]
+        guarded_out = [t.numpy() for t in guarded(x)]
+        plain_out = [t.numpy() for t in plain(x)]
+    if not correction.kept:  # the old biases are back: the same network as without correction
+        for a, b in zip(guarded_out, plain_out, strict=True):
+            np.testing.assert_array_equal(a, b)
+    else:  # the new biases: other outputs, and the value and logits at least as close to fp32
+        assert not np.array_equal(guarded_out[1], plain_out[1])
+        errors = [quantization.output_errors(tuple(fp32), tuple(out)) for out in (plain_out, guarded_out)]
+        assert errors[1][0] <= errors[0][0] + 1e-9 and errors[1][1] <= errors[0][1] + 1e-9, errors
+
