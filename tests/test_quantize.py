@@ -66,9 +66,9 @@ def test_quantize_default_model_static(tmp_path: Path) -> None:
     # the size target is the default recipe's; the fp32 input convolution adds 37 kB (v3: 29.5% / 30.1%)
     assert reports["default"]["size_ratio"] <= 0.30 and reports["fp32_input_conv"]["size_ratio"] <= 0.31
     reports = {label: report["accuracy"] for label, report in reports.items()}
-    # v3, 512 calibration positions: value RMSE 0.0226 / 0.0196 (--fp32-input-conv) / 0.0292 (no bias
-    # correction), top-1 93.2% / 94.1% / 93.0% (86.9-88.5% with per-tensor weights in the policy Linear).
-    assert reports["default"]["value_rmse"] < 0.025 and reports["default"]["top1_agreement"] > 0.90
+    # v5, 512 calibration positions: value RMSE 0.0302 / 0.0240 (--fp32-input-conv) / 0.0444 (no bias
+    # correction), top-1 92.4% / 94.5% / 93.0% (v3: 0.0226 / 0.0196 / 0.0292; docs/QUANTIZATION.md, "v5").
+    assert reports["default"]["value_rmse"] < 0.035 and reports["default"]["top1_agreement"] > 0.88
     assert reports["uncorrected"]["value_rmse"] > 1.15 * reports["default"]["value_rmse"], reports
     assert reports["fp32_input_conv"]["value_rmse"] < 0.95 * reports["default"]["value_rmse"], reports
 
@@ -107,7 +107,7 @@ def test_quantize_default_model_dynamic(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert _kind_in_fresh_process(output) == "dynamic-int8"
     accuracy = json.loads(report.read_text())["accuracy"]
-    # v3: value RMSE 0.0050, top-1 95.5% with per-channel weights (per-tensor: 0.0062, 88.5%)
+    # v5: value RMSE 0.0061, top-1 96.5% (v3: 0.0050, 95.5%; with per-tensor weights 0.0062, 88.5%)
     assert accuracy["value_rmse"] < 0.01 and accuracy["top1_agreement"] > 0.93
 
 
