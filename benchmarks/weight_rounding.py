@@ -10,22 +10,23 @@ value error, top-1 move agreement over the legal moves):
    rounding error spread over the columns not yet rounded in proportion to the inverse of the layer's
    input Gram matrix, which is collected on the built-in calibration positions with the earlier layers
    already rounded;
-2. the shipped static recipe (``engine.quantization.quantize_static``: int8 activations too), with
-   round-to-nearest weights as shipped or with GPTQ weights (the same scales, computed in one forward
-   pass over the calibration positions through the int8 network itself), each with and without bias
-   correction.
+2. static int8 (int8 activations too) without the residual stream's equalization, with round-to-nearest
+   or GPTQ weights (the same scales, computed in one forward pass over the calibration positions through
+   the int8 network itself), each with and without bias correction;
+3. the shipped recipe (``engine.quantization.quantize_static``: equalized, GPTQ on the first 512
+   calibration positions, bias corrected) and the same with round-to-nearest weights.
+
+GPTQ itself is ``engine.weight_rounding``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-from collections.abc import Callable
 
 from _common import header  # isort: skip
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine import default_model_path, encode_batch
@@ -36,43 +37,12 @@ from engine.quantization import (
     DEFAULT_QENGINE,
     correct_bias,
     fold_batchnorm,
+    quantize_static,
     quiet,
     set_qengine,
     static_qconfig_mapping,
 )
-
-DAMPING = 0.01  # share of the Gram matrix's mean diagonal added to its diagonal
-
-
-def gram(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
-    """Float64 Gram matrix X^T X of a layer's inputs (a conv's unfolded patches), columns as the weight's."""
-    x = inputs.dequantize() if inputs.is_quantized else inputs
-    if x.dim() == 4:
-        k = module.kernel_size
-        x = F.unfold(x, k, padding=module.padding).transpose(1, 2).reshape(-1, x.shape[1] * k[0] * k[1])
-    total = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-    for start in range(0, len(x), 16384):
-        chunk = x[start:start + 16384].double()
-        total += chunk.T @ chunk
-    return total
-
-
-def gptq_round(weight: torch.Tensor, hessian: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """``weight`` (out, in...) rounded to the int8 grid ``scales`` (one per output row) by GPTQ."""
-    w = weight.reshape(weight.shape[0], -1).double().clone()
-    h = hessian.clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1.0
-    w[:, dead] = 0.0
-    h += DAMPING * torch.mean(torch.diag(h)) * torch.eye(len(h), dtype=h.dtype)
-    inverse = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    step = scales.double()[:, None]
-    for i in range(w.shape[1]):
-        column = w[:, i:i + 1].clone()
-        rounded = torch.clamp(torch.round(column / step), -128, 127) * step
-        w[:, i:i + 1] = rounded
-        w[:, i + 1:] -= ((column - rounded) / inverse[i, i]) @ inverse[i:i + 1, i + 1:]
-    return w.float().reshape(weight.shape)
+from engine.weight_rounding import gptq_round, gram, round_weights_gptq
 
 
 def nearest(weight: torch.Tensor) -> torch.Tensor:
@@ -99,30 +69,6 @@ def gptq_float(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
             scales = layer.weight.reshape(len(layer.weight), -1).abs().amax(1).clamp_min(1e-12) / 127.5
             layer.weight.copy_(gptq_round(layer.weight, grams[0], scales))
     return model
-
-
-def gptq_quantized(reference: nn.Module, quantized: nn.Module, calibration: torch.Tensor) -> None:
-    """Replace the int8 weights of the converted FX model ``quantized`` by GPTQ roundings of ``reference``'s
-    (the prepared float model) at the same scales; one pass, each layer's Gram matrix from its int8 input."""
-    names = [node.target for node in quantized.graph.nodes
-             if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
-
-    def replace(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            handles.pop(name).remove()
-            old = module.weight()
-            source = reference.get_submodule(name)
-            weight = (source[0] if isinstance(source, nn.Sequential) else source).weight.detach()
-            scales = old.q_per_channel_scales()
-            rounded = gptq_round(weight, gram(inputs[0], module), scales)
-            new = torch.quantize_per_channel(rounded, scales.float(), old.q_per_channel_zero_points(),
-                                             old.q_per_channel_axis(), torch.qint8)
-            module.set_weight_bias(new, module.bias())
-        return hook
-
-    with torch.inference_mode():
-        handles = {name: quantized.get_submodule(name).register_forward_pre_hook(replace(name)) for name in names}
-        quantized(calibration)
 
 
 def static_int8(net: nn.Module, calibration: torch.Tensor) -> tuple[nn.Module, nn.Module]:
@@ -161,10 +107,10 @@ def main() -> None:
             logits, values = (t.numpy() for t in model(planes))
         error = values - ref_values
         agree = np.mean([np.argmax(logits[i][ix]) == np.argmax(ref_logits[i][ix]) for i, ix in enumerate(legal)])
-        print(f"{name:52s} {np.sqrt(np.mean(error ** 2)):>10.4f} {np.abs(error).max():>9.3f} {agree:>7.1%}",
+        print(f"{name:60s} {np.sqrt(np.mean(error ** 2)):>10.4f} {np.abs(error).max():>9.3f} {agree:>7.1%}",
               flush=True)
 
-    print(f"{'':52s} {'value RMSE':>10} {'max error':>9} {'top-1':>7}")
+    print(f"{'':60s} {'value RMSE':>10} {'max error':>9} {'top-1':>7}")
     rtn = copy.deepcopy(reference)
     with torch.no_grad():
         for layer in weight_layers(rtn):
@@ -176,12 +122,16 @@ def main() -> None:
         for bias_correction in (False, True):
             calibrated, quantized = static_int8(net, calibration)
             if gptq:
-                gptq_quantized(calibrated, quantized, calibration)
+                round_weights_gptq(calibrated, quantized, [calibration_np])
             if bias_correction:
                 with quiet():
                     correct_bias(calibrated, quantized, [calibration_np])
             rounding = "GPTQ" if gptq else "round to nearest"
             row(f"static int8, {rounding}, {'with' if bias_correction else 'no'} bias correction", quantized)
+    batches = [calibration_np[i:i + 64] for i in range(0, len(calibration_np), 64)]
+    row("shipped recipe with nearest rounding (equalized, corrected)",
+        quantize_static(net, batches, weight_rounding="nearest"))
+    row("shipped recipe (equalized, GPTQ, corrected)", quantize_static(net, batches))
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError("--threads, --repeats and --nodes must be positive")
     model = Path(args.model) if args.model else engine.default_model_path()
     try:
-        boards = read_positions(args.positions) if args.positions else heldout_positions(512)
+        boards = read_positions(args.positions) if args.positions else heldout_positions()
     except PositionFileError as exc:
         raise BenchError(str(exc)) from None
 

@@ -247,8 +247,9 @@ def test_dynamic_int8_in_memory_and_from_file(
 
 
 def save_static_archive(net: AlphaZeroNet, path: Path) -> None:
-    """Quantize ``net`` statically on the built-in calibration positions and save the archive."""
-    module = quantization.quantize_static(net, [builtin_calibration_planes()])
+    """Quantize ``net`` statically on the built-in calibration positions, as ``load_model`` does in memory
+    (weights rounded to nearest), and save the archive."""
+    module = quantization.quantize_static(net, [builtin_calibration_planes()], weight_rounding="nearest")
     meta = {"kind": "static-int8", "blocks": net.num_blocks, "filters": net.num_filters,
             "qengine": quantization.DEFAULT_QENGINE, "calibration": "builtin"}
     path.write_bytes(quantization.archive_bytes(module, meta))
