@@ -91,6 +91,10 @@ INPUT_CONV = "convBlock1"
 DYNAMIC_MODULES = ("policyHead.fc1",)
 
 
+#: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
+WEIGHT_ROUNDINGS = ("gptq", "nearest")
+
+
 def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False) -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
@@ -162,28 +166,23 @@ def quantize_static(
     if equalize:
         net = equalize_stream(net, batches)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
-    kept = FirstPositions(BIAS_CORRECTION_POSITIONS)
     with quiet():
         prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
         with torch.inference_mode():
             for planes in batches:
                 prepared(torch.from_numpy(planes))
-                kept.add(planes)
                 if progress is not None:
                     progress(len(planes))
         reference = copy.deepcopy(prepared)
         quantized = convert_fx(prepared)
         if weight_rounding == "gptq":
-            round_weights_gptq(reference, quantized, first_positions(kept.batches, GPTQ_POSITIONS), rounding_progress)
+            round_weights_gptq(reference, quantized, first_positions(batches, GPTQ_POSITIONS), rounding_progress)
         if bias_correction:
-            correction = correct_bias(reference, quantized, kept.batches, layer_progress)
+            correction = correct_bias(reference, quantized, first_positions(batches, BIAS_CORRECTION_POSITIONS),
+                                      layer_progress)
             if on_correction is not None:
                 on_correction(correction)
         return quantized
-
-
-#: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
-WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
 #: Calibration positions (the first ones) on which :func:`correct_bias` (and its ONNX counterpart)
