@@ -255,7 +255,7 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
         from .calibration import builtin_calibration_planes
 
         planes = builtin_calibration_planes()
-        # weights rounded to nearest: GPTQ would add 10 s to a 6x64's load and minutes to a 20x256's
+        # weights rounded to nearest: GPTQ would add about 10 s to a 6x64's load and over 2 minutes to a 20x256's
         module = quantization.to_torchscript(quantization.quantize_static(net, [planes], weight_rounding="nearest"))
         info.notes.append(f"static-int8 quantized in memory, calibrated on {len(planes)} built-in positions, "
                           f"weights rounded to nearest; 'azengine quantize' saves a more accurate file (GPTQ)")

@@ -244,6 +244,12 @@ def output_errors(reference: tuple[np.ndarray, np.ndarray], outputs: tuple[np.nd
             float(np.sqrt(np.mean((np.asarray(logits, np.float64) - ref_logits) ** 2))))
 
 
+def int8_layers(quantized: nn.Module) -> list[str]:
+    """Names of the converted FX model's layers with int8 weights (convolutions and Linear), graph order."""
+    return [node.target for node in quantized.graph.nodes
+            if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
+
+
 def correct_bias(reference: nn.Module, quantized: nn.Module, batches: list[np.ndarray],
                  layer_progress: Callable[[int, int], None] | None = None) -> BiasCorrection:
     """Empirical bias correction: shift each int8 layer's bias so that its mean output per channel over
@@ -259,8 +265,7 @@ def correct_bias(reference: nn.Module, quantized: nn.Module, batches: list[np.nd
     back unless neither the value nor the logits got worse. ``reference`` is the prepared (observed, fused,
     fp32) model, whose modules carry the same names as ``quantized``'s.
     """
-    names = [node.target for node in quantized.graph.nodes
-             if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
+    names = int8_layers(quantized)
     original = {name: (quantized.get_submodule(name).weight(), quantized.get_submodule(name).bias())
                 for name in names}
     sums: dict[str, torch.Tensor] = {}

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .quantization import int8_layers
+
 #: Share of the Gram matrix's mean diagonal added to its diagonal, so that it can be inverted.
 DAMPING = 0.01
 #: Positions whose unfolded patches are multiplied at a time (bounds the memory a 20x256 trunk needs).
@@ -65,12 +67,6 @@ def gptq_round(weight: torch.Tensor, gram_matrix: torch.Tensor, scales: torch.Te
         w[:, i:i + 1] = rounded
         w[:, i + 1:] -= ((column - rounded) / inverse[i, i]) @ inverse[i:i + 1, i + 1:]
     return w[:, torch.argsort(order)].float().reshape(weight.shape)
-
-
-def int8_layers(quantized: nn.Module) -> list[str]:
-    """Names of the converted FX model's layers with int8 weights (convolutions and Linear), graph order."""
-    return [node.target for node in quantized.graph.nodes
-            if node.op == "call_module" and hasattr(quantized.get_submodule(node.target), "set_weight_bias")]
 
 
 def float_weight(reference: nn.Module, name: str) -> torch.Tensor:

@@ -8,7 +8,8 @@ layer's bias corrected so that its mean output matches fp32's on those positions
 TorchScript archives with metadata.
 
 ONNX (``--format onnx``): fp32 (the BatchNorm-folded network exported) or static int8 in QDQ form,
-calibrated and bias-corrected on the same positions. ``load_model`` recognises every one of these files.
+its residual stream equalized, calibrated and bias-corrected on the same positions. ``load_model``
+recognises every one of these files.
 """
 
 from __future__ import annotations
