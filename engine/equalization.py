@@ -60,8 +60,8 @@ def channel_maxima(net: nn.Module, names: list[str], batches: list[np.ndarray]) 
 
 
 def stream_scales(net: AlphaZeroNet, batches: list[np.ndarray]) -> torch.Tensor:
-    """The factor ``s_c`` of each residual-stream channel (see the module docstring)."""
-    maxima = channel_maxima(net.eval(), stream_names(net), batches)
+    """The factor ``s_c`` of each residual-stream channel (see the module docstring); ``net`` in eval mode."""
+    maxima = channel_maxima(net, stream_names(net), batches)
     relative = torch.stack([m / m.max().clamp_min(1e-12) for m in maxima.values()]).amax(dim=0)
     return 1.0 / relative.clamp_min(SMALLEST_RELATIVE_RANGE)
 
@@ -81,8 +81,8 @@ def equalize_stream(net: AlphaZeroNet, batches: list[np.ndarray]) -> AlphaZeroNe
     Its outputs equal ``net``'s up to float rounding; ``batches`` are encoded positions (the calibration
     positions) on which the channels' ranges are measured.
     """
-    scales = stream_scales(net, batches)
-    result = copy.deepcopy(net).eval()
+    result = copy.deepcopy(net).eval()  # the caller's network keeps its weights and its mode
+    scales = stream_scales(result, batches)
     _scale_outputs(result.convBlock1.bn1, scales)
     for block in result.residualBlocks:
         _divide_inputs(block.conv1, scales)

@@ -173,11 +173,12 @@ def quantize_static(
                 prepared(torch.from_numpy(planes))
                 if progress is not None:
                     progress(len(planes))
-        reference = copy.deepcopy(prepared)
+        # the fp32 model GPTQ and the bias correction compare with (convert_fx consumes ``prepared``)
+        reference = copy.deepcopy(prepared) if weight_rounding == "gptq" or bias_correction else None
         quantized = convert_fx(prepared)
-        if weight_rounding == "gptq":
+        if reference is not None and weight_rounding == "gptq":
             round_weights_gptq(reference, quantized, first_positions(batches, GPTQ_POSITIONS), rounding_progress)
-        if bias_correction:
+        if reference is not None and bias_correction:
             correction = correct_bias(reference, quantized, first_positions(batches, BIAS_CORRECTION_POSITIONS),
                                       layer_progress)
             if on_correction is not None:
