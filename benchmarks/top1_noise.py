@@ -9,8 +9,10 @@ measures, on the built-in held-out positions:
 - for each int8 network, its logit error (legal moves only, each position's mean error removed, since a
   shift common to all moves changes no probability) and its top-1 agreement, evaluated at batch 1 and
   128 (the policy Linear quantizes its input per batch, so its error depends on the batch);
-- the same for the fp32 network with only the policy Linear in dynamic int8: the floor that layer alone
-  sets for every recipe that keeps it int8.
+- the same for the fp32 network with only the policy Linear's weights rounded to int8 (per channel, to
+  nearest or by GPTQ, its input float), with only the policy Linear in dynamic int8 (its input rounded
+  too), and for the static recipe (in memory) with its policy Linear put back to fp32 afterwards: the
+  share of the error that comes from the trunk's int8 activations and weights.
 
     python benchmarks/top1_noise.py [--model engine/models/azengine_default.pt] [--int8 FILE ...]
 """
@@ -18,21 +20,26 @@ measures, on the built-in held-out positions:
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import numpy as np
 import torch
-from quant_recipes import POLICY_FC, as_evaluator
+from quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
+from torch import nn
 
 import engine
 from engine import quantization
+from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch
 from engine.interface import Evaluator
 from engine.model_file import build_network, load_model, read_weights, sibling_path
 from engine.priors import legal_move_indices
+from engine.weight_rounding import gptq_round, gram
 from quantize.positions import heldout_positions
 
+CALIBRATION_POSITIONS = 1024
 NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)
 GAPS = (0.01, 0.02, 0.05, 0.1)
 
@@ -59,6 +66,31 @@ def centred_logit_error(reference: np.ndarray, other: np.ndarray, legal: list[np
         error = other[i][ix].astype(np.float64) - reference[i][ix]
         errors.append(error - error.mean())
     return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+
+def policy_weights_gptq(net: nn.Module, calibration: np.ndarray) -> nn.Module:
+    """fp32 network whose policy Linear has per-channel int8 weights rounded by GPTQ on the Gram matrix of
+    its float inputs over ``calibration`` (no activation quantization)."""
+    net = copy.deepcopy(net)
+    layer = net.get_submodule(POLICY_FC)
+    inputs: list[torch.Tensor] = []
+    handle = layer.register_forward_pre_hook(lambda _module, args: inputs.append(args[0]))
+    with torch.inference_mode():
+        net(torch.from_numpy(calibration))
+    handle.remove()
+    weight = layer.weight.detach()
+    scales = weight.abs().amax(dim=1).double() / 127
+    with torch.no_grad():
+        layer.weight.copy_(gptq_round(weight, gram(inputs[0], layer), scales))
+    return net
+
+
+def static_trunk_only(net: nn.Module, calibration: np.ndarray) -> nn.Module:
+    """The shipped static recipe on ``calibration``, then its policy Linear replaced by the fp32 one (the
+    dynamic int8 layer takes float input, so the fp32 layer fits in its place)."""
+    quantized = quantization.quantize_static(net, [calibration[i:i + 64] for i in range(0, len(calibration), 64)])
+    quantized.get_submodule("policyHead").fc1 = net.get_submodule(POLICY_FC)
+    return quantized
 
 
 def main() -> None:
@@ -95,7 +127,13 @@ def main() -> None:
 
     policy_only = quantization.quantize_dynamic_linear(net)
     policy_only.valueHead = net.valueHead  # the value head's Linear layers stay fp32
-    networks: dict[str, Evaluator] = {f"fp32, only {POLICY_FC} dynamic int8": as_evaluator(policy_only, "policy")}
+    calibration = builtin_calibration_planes()[:CALIBRATION_POSITIONS]
+    networks: dict[str, Evaluator] = {
+        f"fp32, {POLICY_FC} weights int8 (nearest)": as_evaluator(weight_only_int8(net, POLICY_FC), "nearest"),
+        f"fp32, {POLICY_FC} weights int8 (GPTQ)": as_evaluator(policy_weights_gptq(net, calibration), "gptq"),
+        f"fp32, only {POLICY_FC} dynamic int8": as_evaluator(policy_only, "policy"),
+        f"static recipe, {POLICY_FC} fp32": as_evaluator(static_trunk_only(net, calibration), "trunk"),
+    }
     networks.update({path.name: load_model(path, "auto", 1) for path in files})
     print(f"\n{'network':48s} {'batch':>5s} {'logit error':>11s} {'top-1':>7s}")
     for label, evaluator in networks.items():
