@@ -225,6 +225,27 @@ def test_interrupted_training_resumes_to_the_same_weights(shard_dir: Path, tmp_p
         torch.testing.assert_close(a[key], b[key], msg=key)
 
 
+def test_sigterm_saves_a_checkpoint_and_exits_130(shard_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.training.train",
+         *train_args(shard_dir, out, "--epochs", "100000", "--batch-size", "8", "--val-fraction", "0")],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (out / "checkpoint.pt").exists(), "no checkpoint after the first epoch"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # what `kill PID` sends; background jobs of a shell ignore SIGINT
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "interrupted: saved" in err or "run the same command to continue" in err, err
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] >= 1
+    assert not list(out.glob("*.tmp"))  # no half-written checkpoint left behind
+
+
 def test_validation_metrics(shard_dir: Path) -> None:
     train_set, val_set = train.load_dataset(list_shards(shard_dir), 1.0, 50.0, 0.0)
     assert len(train_set) == 0 and len(val_set) == 30 and val_set.legal is not None

@@ -25,7 +25,6 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from tqdm import tqdm
 from ..encoding import _bitboard_row, move_to_index
 from .openings import find_stockfish, read_opening_lines
 from .shards import count_positions, list_shards, write_shard
+from .stopping import interrupt_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +199,6 @@ def to_arrays(samples: list[Sample], game_ids: list[int]) -> dict[str, np.ndarra
     }
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so a stopped run unwinds like Ctrl-C."""
-    raise KeyboardInterrupt
-
-
 def worker(index: int, quota: int, out: Path, prefix: str, cfg: GenConfig, seed: str, progress: mp.Queue) -> None:
     """Generate ``quota`` positions into shards ``<out>/<prefix>-w<index>-<n>.npz``; report counts on
     ``progress``."""
@@ -223,7 +218,7 @@ def worker(index: int, quota: int, out: Path, prefix: str, cfg: GenConfig, seed:
             shard += 1
             samples, game_ids = [], []
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         with chess.engine.SimpleEngine.popen_uci(cfg.stockfish or find_stockfish()) as engine:
             engine.configure({"Threads": 1, "Hash": cfg.hash_mb, "UCI_ShowWDL": True})
@@ -314,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = GenConfig(nodes=args.nodes, multipv=args.multipv, temperature_cp=args.temperature_cp,
                     shard_size=args.shard_size, max_plies=args.max_plies, stockfish=args.stockfish)
     start = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         added = generate(args.out, args.positions, args.workers, cfg, args.seed, not args.no_progress)
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ from ..model_file import build_network, read_weights
 from ..network import AlphaZeroNet
 from ..priors import legal_move_indices
 from .shards import TRAIN_KEYS, expand_planes, list_shards, load_shards, soft_policy, validation_mask
+from .stopping import interrupt_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,15 @@ def initial_network(path: Path) -> AlphaZeroNet:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
+    """``torch.save`` to a temporary file, then rename over ``path`` (the temporary file is removed if
+    the save is interrupted)."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def train_step(model: AlphaZeroNet, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
@@ -347,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(f"{args.blocks}x{args.filters} batch {args.batch_size} threads {torch.get_num_threads()} "
                          f"{'bf16' if args.bf16 else 'fp32'}: {speed:.0f} samples/s\n")
         return
-    metrics = train(args)
+    interrupt_on_sigterm()
+    try:
+        metrics = train(args)
+    except KeyboardInterrupt:  # outside the training steps (loading, validation): the last checkpoint stands
+        log.info("stopped; run the same command to continue from the last checkpoint")
+        sys.exit(130)
     sys.stdout.write(json.dumps(metrics["final"]) + "\n")
 
 
