@@ -64,14 +64,16 @@ def test_quantize_default_model_static(tmp_path: Path) -> None:
     assert "weights rounded by gptq, residual stream equalized" in printed["default"]
     assert "weights rounded by nearest, residual stream not equalized" in printed["before"]
     assert not reports["before"]["equalized"] and reports["before"]["weight_rounding"] == "nearest"
-    assert reports["default"]["bias_correction"]["kept"] and reports["before"]["bias_correction"]["kept"]
+    for label in reports:  # whether the corrected biases are kept depends on the network (v6, default: undone)
+        kept = reports[label]["bias_correction"]["kept"]
+        assert f"layers: {'kept' if kept else 'undone'}" in printed[label], printed[label]
     # the size target is the default recipe's; the fp32 input convolution adds 25 kB (v5: 29.5% / 30.1%)
     assert reports["default"]["size_ratio"] <= 0.30 and reports["fp32_input_conv"]["size_ratio"] <= 0.31
     reports = {label: report["accuracy"] for label, report in reports.items()}
     assert reports["default"]["positions"] == 1200
-    # v5, 1,024 calibration positions, 1,200 held-out (VNNI CPU): value RMSE 0.0198 / 0.0183
-    # (--fp32-input-conv) / 0.0281 (before equalization and GPTQ), top-1 93.0% / 94.4% / 92.3%
-    # (docs/QUANTIZATION.md, "Equalization and GPTQ").
+    # 1,024 calibration positions, 1,200 held-out (VNNI CPU), value RMSE default / --fp32-input-conv /
+    # before equalization and GPTQ: v5 0.0198 / 0.0183 / 0.0281 (top-1 93.0% / 94.4% / 92.3%), v6 0.0226 /
+    # 0.0194 / 0.0569 (94.2% / 94.1% / 93.8%) (docs/QUANTIZATION.md, "Equalization and GPTQ").
     assert reports["default"]["value_rmse"] < 0.024 and reports["default"]["top1_agreement"] > 0.90
     assert reports["fp32_input_conv"]["value_rmse"] < 0.024, reports
     assert reports["before"]["value_rmse"] > 1.2 * reports["default"]["value_rmse"], reports
