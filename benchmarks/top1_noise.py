@@ -37,21 +37,12 @@ from engine.interface import Evaluator
 from engine.model_file import build_network, load_model, read_weights, sibling_path
 from engine.priors import legal_move_indices
 from engine.weight_rounding import gptq_round, gram
+from quantize.accuracy import _evaluate_all as evaluate
 from quantize.positions import heldout_positions
 
 CALIBRATION_POSITIONS = 1024
 NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)
 GAPS = (0.01, 0.02, 0.05, 0.1)
-
-
-def evaluate(evaluator: Evaluator, planes: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and values of ``planes``, evaluated ``batch`` positions at a time."""
-    logits, values = [], []
-    for start in range(0, len(planes), batch):
-        lg, v = evaluator.evaluate(planes[start:start + batch])
-        logits.append(lg)
-        values.append(v)
-    return np.concatenate(logits), np.concatenate(values)
 
 
 def top1_agreement(reference: np.ndarray, other: np.ndarray, legal: list[np.ndarray]) -> float:

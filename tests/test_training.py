@@ -231,13 +231,16 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(shard_dir: Path, tmp_path: Pat
         [sys.executable, "-m", "engine.training.train",
          *train_args(shard_dir, out, "--epochs", "100000", "--batch-size", "8", "--val-fraction", "0")],
         stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert (out / "checkpoint.pt").exists(), "no checkpoint after the first epoch"
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)  # what `kill PID` sends; background jobs of a shell ignore SIGINT
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (out / "checkpoint.pt").exists(), "no checkpoint after the first epoch"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # what `kill PID` sends; background jobs of a shell ignore SIGINT
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a no-op once it has exited
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert "interrupted: saved" in err or "run the same command to continue" in err, err
