@@ -37,7 +37,7 @@ from engine.interface import Evaluator
 from engine.model_file import build_network, load_model, read_weights, sibling_path
 from engine.priors import legal_move_indices
 from engine.weight_rounding import gptq_round, gram
-from quantize.accuracy import _evaluate_all as evaluate
+from quantize.accuracy import evaluate_all as evaluate
 from quantize.positions import heldout_positions
 
 CALIBRATION_POSITIONS = 1024

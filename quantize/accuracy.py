@@ -28,7 +28,8 @@ class Accuracy:
         return asdict(self)
 
 
-def _evaluate_all(evaluator: Evaluator, planes: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_all(evaluator: Evaluator, planes: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and values of all ``planes``, evaluated ``batch`` positions at a time."""
     logits, values = [], []
     for start in range(0, len(planes), batch):
         lg, v = evaluator.evaluate(planes[start:start + batch])
@@ -47,8 +48,8 @@ def _legal_softmax(logits: np.ndarray, indices: np.ndarray) -> np.ndarray:
 def compare(reference: Evaluator, other: Evaluator, boards: list[chess.Board]) -> Accuracy:
     """Value and policy agreement of ``other`` with ``reference`` on ``boards`` (legal moves only)."""
     planes = encode_batch(boards)
-    ref_logits, ref_values = _evaluate_all(reference, planes)
-    oth_logits, oth_values = _evaluate_all(other, planes)
+    ref_logits, ref_values = evaluate_all(reference, planes)
+    oth_logits, oth_values = evaluate_all(other, planes)
     value_err = oth_values.astype(np.float64) - ref_values
     sq_err, kl, same = 0.0, 0.0, 0
     moves_seen = 0
