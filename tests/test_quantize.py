@@ -64,7 +64,7 @@ def test_quantize_default_model_static(tmp_path: Path) -> None:
     assert "weights rounded by gptq, residual stream equalized" in printed["default"]
     assert "weights rounded by nearest, residual stream not equalized" in printed["before"]
     assert not reports["before"]["equalized"] and reports["before"]["weight_rounding"] == "nearest"
-    for label in reports:  # whether the corrected biases are kept depends on the network (v6, default: undone)
+    for label in reports:  # whether the corrected biases are kept depends on the network (v6, v7 default: undone)
         kept = reports[label]["bias_correction"]["kept"]
         assert f"layers: {'kept' if kept else 'undone'}" in printed[label], printed[label]
     # the size target is the default recipe's; the fp32 input convolution adds 25 kB (v5: 29.5% / 30.1%)
@@ -73,10 +73,11 @@ def test_quantize_default_model_static(tmp_path: Path) -> None:
     assert reports["default"]["positions"] == 1200
     # 1,024 calibration positions, 1,200 held-out (VNNI CPU), value RMSE default / --fp32-input-conv /
     # before equalization and GPTQ: v5 0.0198 / 0.0183 / 0.0281 (top-1 93.0% / 94.4% / 92.3%), v6 0.0226 /
-    # 0.0194 / 0.0569 (94.2% / 94.1% / 93.8%) (docs/QUANTIZATION.md, "Equalization and GPTQ").
-    assert reports["default"]["value_rmse"] < 0.024 and reports["default"]["top1_agreement"] > 0.90
+    # 0.0194 / 0.0569 (94.2% / 94.1% / 93.8%), v7 0.0252 / 0.0211 / 0.0281 (93.5% / 94.1% / 93.1%)
+    # (docs/QUANTIZATION.md, "Equalization and GPTQ" and "v7").
+    assert reports["default"]["value_rmse"] < 0.03 and reports["default"]["top1_agreement"] > 0.90
     assert reports["fp32_input_conv"]["value_rmse"] < 0.024, reports
-    assert reports["before"]["value_rmse"] > 1.2 * reports["default"]["value_rmse"], reports
+    assert reports["before"]["value_rmse"] > 1.05 * reports["default"]["value_rmse"], reports
 
 
 def test_bias_correction_removes_the_mean_value_error() -> None:
@@ -105,9 +106,9 @@ def test_bias_correction_removes_the_mean_value_error() -> None:
         values = {name: model(torch.from_numpy(planes))[1].numpy()
                   for name, model in (("fp32", net), ("corrected", corrected), ("uncorrected", uncorrected))}
     # mean int8 value error on these positions without -> with the correction: v3 -0.0165 -> -0.0002,
-    # v6 +0.0224 -> +0.0053
+    # v6 +0.0224 -> +0.0053, v7 +0.0057 -> +0.0006
     shift = {name: abs(np.mean(values[name] - values["fp32"])) for name in ("uncorrected", "corrected")}
-    assert shift["uncorrected"] > 0.01 and shift["corrected"] < 0.3 * shift["uncorrected"], shift
+    assert shift["uncorrected"] > 0.003 and shift["corrected"] < 0.3 * shift["uncorrected"], shift
 
 
 def test_quantize_default_model_dynamic(tmp_path: Path) -> None:
