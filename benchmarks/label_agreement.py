@@ -32,9 +32,8 @@ from engine.encoding import encode_batch, move_to_index
 from engine.model_file import load_model
 from engine.priors import legal_move_indices
 from engine.training.shards import list_shards, load_shards, validation_mask
+from engine.training.train import VALIDATION_FRACTION
 from quantize.accuracy import evaluate_all
-
-VALIDATION_FRACTION = 0.02  # the trainer's default split
 
 
 def stockfish_move_index(sf: chess.engine.SimpleEngine, board: chess.Board, nodes: int, multipv: int) -> int:
@@ -83,7 +82,7 @@ def main() -> None:
         fresh = np.array([stockfish_move_index(sf, b, args.nodes, args.multipv) for b in boards])
         deep = np.array([stockfish_move_index(sf, b, args.deep_nodes, 1) for b in boards])
     label = stored[:, 0]
-    rows_out = [
+    table = [
         (f"stored label = {name} again ({args.nodes} nodes, MultiPV {args.multipv}, fresh hash)", fresh == label),
         (f"stored label = {name} at {args.deep_nodes} nodes", deep == label),
         (f"fresh {args.nodes}-node move = {args.deep_nodes}-node move", fresh == deep),
@@ -94,9 +93,10 @@ def main() -> None:
     ]
     print(f"{len(boards)} positions of the validation games of {args.data} ({len(shards)} shards), "
           f"model {args.model}, {time.perf_counter() - started:.0f} s")
-    width = max(len(text) for text, _ in rows_out)
-    for text, agree in rows_out:
+    width = max(len(text) for text, _ in table)
+    for text, agree in table:
         print(f"  {text.ljust(width)}  {100.0 * float(np.mean(agree)):5.1f}%")
+
 
 if __name__ == "__main__":
     main()

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.json"
+#: Share of games held out for validation by default (chosen by a hash of the game id, see ``validation_mask``).
+VALIDATION_FRACTION = 0.02
 #: Arguments that define a run; on resume the checkpoint's values win over the command line's.
 RUN_KEYS = ("blocks", "filters", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup",
             "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init")
@@ -324,7 +326,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--warmup", type=float, default=0.05, help="fraction of the steps spent warming up")
-    parser.add_argument("--val-fraction", type=float, default=0.02, help="share of games held out")
+    parser.add_argument("--val-fraction", type=float, default=VALIDATION_FRACTION, help="share of games held out")
     parser.add_argument("--policy-temperature-cp", type=float, default=50.0,
                         help="soft policy target temperature in centipawns (0: best move only)")
     parser.add_argument("--result-weight", type=float, default=0.0,
