@@ -7,7 +7,8 @@ first time a worker meets them; after the line every position is analysed once w
 node count, and that one analysis gives both the labels and the next move (sampled among the MultiPV
 moves by a softmax over centipawns, so that games differ):
 
-* value: Stockfish's WDL expectation (``UCI_ShowWDL``) mapped to [-1, 1], side to move's view;
+* value: Stockfish's WDL expectation (``UCI_ShowWDL``) mapped to [-1, 1], side to move's view, and
+  the W/D/L itself (per mille) for WDL value heads;
 * policy: the MultiPV moves as policy indices, best first, with their centipawn scores;
 * result: the game's result for the side to move (games are adjudicated once Stockfish's win
   probability stays above a threshold).
@@ -69,6 +70,7 @@ class Sample:
     bitboards: list[int]
     black: bool
     value: float
+    wdl: tuple[int, int, int]
     policy_index: list[int]
     policy_cp: list[int]
     ply: int
@@ -108,6 +110,7 @@ def label(board: chess.Board, infos: list[chess.engine.InfoDict], multipv: int) 
         bitboards=_bitboard_row(board),
         black=board.turn == chess.BLACK,
         value=float(wdl.relative.expectation() * 2.0 - 1.0),
+        wdl=(wdl.relative.wins, wdl.relative.draws, wdl.relative.losses),
         policy_index=indices + [-1] * pad,
         policy_cp=scores + [0] * pad,
         ply=board.ply(),
@@ -190,6 +193,7 @@ def to_arrays(samples: list[Sample], game_ids: list[int]) -> dict[str, np.ndarra
         "bitboards": np.array([s.bitboards for s in samples], dtype=np.uint64).reshape(-1, 16),
         "black": np.array([s.black for s in samples], dtype=bool),
         "value": np.array([s.value for s in samples], dtype=np.float32),
+        "wdl": np.array([s.wdl for s in samples], dtype=np.int16).reshape(-1, 3),
         "result": np.array([s.result for s in samples], dtype=np.int8),
         "policy_index": np.array([s.policy_index for s in samples], dtype=np.int16),
         "policy_cp": np.array([s.policy_cp for s in samples], dtype=np.int16),

@@ -8,6 +8,7 @@ key            dtype / shape   meaning
 bitboards      uint64 (N, 16)  ``engine.encoding._bitboard_row`` (before the black-to-move flip)
 black          bool (N,)       black to move: the row is flipped when expanded to planes
 value          float32 (N,)    Stockfish's WDL expectation * 2 - 1, side to move's view
+wdl            int16 (N, 3)    Stockfish's win/draw/loss per mille, side to move
 result         int8 (N,)       the game's result for the side to move: 1 win, 0 draw, -1 loss
 policy_index   int16 (N, K)    policy indices of Stockfish's MultiPV moves, best first; -1 pads
 policy_cp      int16 (N, K)    their scores in centipawns (mates as +-(30000 - plies)), side to move
@@ -27,9 +28,9 @@ import numpy as np
 
 from ..encoding import bitboards_to_planes
 
-KEYS = ("bitboards", "black", "value", "result", "policy_index", "policy_cp", "game", "ply", "fen")
+KEYS = ("bitboards", "black", "value", "wdl", "result", "policy_index", "policy_cp", "game", "ply", "fen")
 #: Arrays the trainer needs (the FENs stay on disk unless asked for).
-TRAIN_KEYS = ("bitboards", "black", "value", "result", "policy_index", "policy_cp", "game")
+TRAIN_KEYS = ("bitboards", "black", "value", "wdl", "result", "policy_index", "policy_cp", "game")
 
 
 def list_shards(directory: str | Path) -> list[Path]:
