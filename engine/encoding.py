@@ -98,7 +98,7 @@ def index_to_move(board: chess.Board, index: int) -> chess.Move:
 _ALL = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def _bitboard_row(board: chess.Board) -> list[int]:
+def bitboard_row(board: chess.Board) -> list[int]:
     """16 bitboards of one position before the black-to-move flip (planes 12-15 all ones or zero)."""
     us = board.occupied_co[board.turn]
     them = board.occupied_co[not board.turn]
@@ -131,7 +131,7 @@ def bitboards_to_planes(bitboards: np.ndarray, black_to_move: np.ndarray) -> np.
 
 def encode_batch(boards: Sequence[chess.Board]) -> np.ndarray:
     """Encode positions into float32 planes ``(B, 16, 8, 8)``, each from its side to move's view."""
-    bitboards = np.array([_bitboard_row(b) for b in boards], dtype=np.uint64).reshape(-1, NUM_PLANES)
+    bitboards = np.array([bitboard_row(b) for b in boards], dtype=np.uint64).reshape(-1, NUM_PLANES)
     black = np.fromiter((b.turn == chess.BLACK for b in boards), dtype=bool, count=len(boards))
     return bitboards_to_planes(bitboards, black)
 

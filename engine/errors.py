@@ -22,3 +22,8 @@ class BackendUnavailableError(ValueError):
 
     The message says what to install.
     """
+
+
+class CommandError(Exception):
+    """A bad request to an ``azengine`` subcommand: the command line reports it as one line on stderr
+    (``azengine <command>: error: <message>``) and exits with code 2."""

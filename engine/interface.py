@@ -1,10 +1,33 @@
-"""The evaluator interface the search calls (torch-free, so that ``search`` never imports torch)."""
+"""What the search and the UCI loop see of a network (torch-free, so that ``search`` never imports torch)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
+
+#: Evaluator kinds the ``Backend`` option accepts ("auto" picks what the file is).
+BACKENDS = ("auto", "fp32", "dynamic-int8", "static-int8", "onnx-fp32", "onnx-int8")
+
+
+@dataclass
+class ModelInfo:
+    """What is known about a loaded network: shown in ``info string`` and by ``azengine bench``."""
+
+    path: str
+    kind: str
+    blocks: int
+    filters: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for a user: file, size of the network, backend and what the file says of itself."""
+        text = f"{self.path}: {self.blocks}x{self.filters} {self.kind}"
+        if desc := self.metadata.get("description"):
+            text += f" ({desc})"
+        return text
 
 
 class Evaluator(Protocol):

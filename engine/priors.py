@@ -19,16 +19,17 @@ def legal_move_indices(board: chess.Board) -> tuple[list[chess.Move], np.ndarray
     return moves, indices
 
 
-def masked_softmax(logits: np.ndarray, indices: np.ndarray, penalties: np.ndarray | None = None) -> np.ndarray:
-    """Softmax of ``logits[indices] - penalties``, numerically stable (the maximum is subtracted first)."""
+def masked_softmax(logits: np.ndarray, indices: np.ndarray, penalties: np.ndarray | None = None,
+                   dtype: type = np.float32) -> np.ndarray:
+    """Softmax of ``logits[indices] - penalties`` as ``dtype``, computed in float64 (maximum subtracted first)."""
     chosen = logits[indices].astype(np.float64)
     if penalties is not None:
         chosen = chosen - penalties
     if chosen.size == 0:
-        return chosen.astype(np.float32)
+        return chosen.astype(dtype)
     chosen -= chosen.max()
     weights = np.exp(chosen)
-    return (weights / weights.sum()).astype(np.float32)
+    return (weights / weights.sum()).astype(dtype)
 
 
 def move_priors(board: chess.Board, logits: np.ndarray) -> dict[chess.Move, float]:

@@ -21,8 +21,20 @@ from typing import Any
 
 import chess
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from .command import atomic_write
+import engine
+from engine.backends import onnx_backend
+from engine.encoding import encode_batch
+from engine.errors import CommandError
+from engine.files import atomic_write
+from engine.nets.files import sibling_path
+from engine.positions import PositionFileError
+from engine.quant import Recipe, compare, heldout_positions, read_positions
+from search import Limits, Searcher, SearchParams
+
+from .command import QuantizeRequest, quantize_file
 
 #: Fixed positions for the MCTS measurement: an opening, two middlegames, an endgame.
 MCTS_FENS = (
@@ -34,7 +46,7 @@ MCTS_FENS = (
 DEFAULT_BATCH_SIZES = "1,8,32,64,128"
 
 
-class BenchError(Exception):
+class BenchError(CommandError):
     """Bad arguments or files: one line on stderr, exit code 2."""
 
 
@@ -72,12 +84,8 @@ def _parse_batch_sizes(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; 0 on success, 2 on bad input (outputs are written whole or not at all)."""
-    try:
-        results = benchmark(args)
-    except BenchError as exc:
-        sys.stderr.write(f"azengine bench: error: {exc}\n")
-        return 2
+    """Run the benchmark (:class:`BenchError` on bad input; outputs are written whole or not at all)."""
+    results = benchmark(args)
     sys.stdout.write(format_results(results))
     if args.json_out:
         atomic_write(Path(args.json_out), json.dumps(results, indent=2).encode())
@@ -130,35 +138,19 @@ def _time_interleaved(evaluators: dict[str, Any], planes: np.ndarray, repeats: i
 
 
 def _converted_file(model: Path, kind: str, given: str | None, workdir: Path, threads: int) -> tuple[Path, str]:
-    """The file of ``kind`` to measure: given, the sibling file, or one made now into ``workdir``."""
-    from engine.model_file import sibling_path
-
-    from .command import QuantizeError, quantize_file
-    from .command import add_arguments as add_quantize_arguments
-
+    """The file of ``kind`` to measure: given, the sibling file, or one made now into ``workdir``
+    (with ``azengine quantize``'s default recipe)."""
     if given:
         return Path(given), "given"
     sibling = sibling_path(model, kind)
     if sibling.is_file():
         return sibling, "sibling file"
     output = workdir / sibling.name
-    onnx = kind.startswith("onnx-")
-    parser = argparse.ArgumentParser()
-    add_quantize_arguments(parser)  # the command's own defaults (calibration size, qengine, bias correction)
-    ns = parser.parse_args(["--model", str(model), "--format", "onnx" if onnx else "torchscript",
-                            "--type", {"onnx-fp32": "fp32", "onnx-int8": "static"}.get(kind, kind.split("-")[0]),
-                            "--output", str(output)])
-    ns.threads = threads
-    try:
-        quantize_file(ns)
-    except QuantizeError as exc:
-        raise BenchError(str(exc)) from None
+    quantize_file(QuantizeRequest(model=model, recipe=Recipe(kind), output=output, threads=threads))
     return output, "made now"
 
 
 def _onnx_kinds(choice: str) -> list[str]:
-    from engine import onnx_backend
-
     if choice == "no" or (choice == "auto" and not onnx_backend.available()):
         return []
     if not onnx_backend.available():
@@ -168,16 +160,6 @@ def _onnx_kinds(choice: str) -> list[str]:
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run every section and return the results (see :func:`format_results`)."""
-    import torch
-    from tqdm import tqdm
-
-    import engine
-    from engine.encoding import encode_batch
-    from engine.model_file import load_model
-
-    from .accuracy import compare
-    from .positions import PositionFileError, heldout_positions, read_positions
-
     sizes = _parse_batch_sizes(args.batch_sizes)
     if args.threads < 1 or args.repeats < 1 or args.nodes < 1:
         raise BenchError("--threads, --repeats and --nodes must be positive")
@@ -192,14 +174,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="azengine-bench-") as tmp:
         files: dict[str, tuple[Path, str]] = {"fp32": (model, "given")}
         try:
-            evaluators = {"fp32": load_model(model, "fp32", args.threads)}
+            evaluators = {"fp32": engine.load_model(model, "fp32", args.threads)}
         except engine.ModelFileError as exc:
             raise BenchError(str(exc)) from None
         for kind in kinds:
             given = {"dynamic-int8": args.dynamic_model, "static-int8": args.static_model}.get(kind)
             files[kind] = _converted_file(model, kind, given, Path(tmp), args.threads)
             try:
-                evaluators[kind] = load_model(files[kind][0], "auto", args.threads)
+                evaluators[kind] = engine.load_model(files[kind][0], "auto", args.threads)
             except engine.ModelFileError as exc:
                 raise BenchError(str(exc)) from None
             if evaluators[kind].kind != kind:
@@ -234,9 +216,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 def _mcts_speed(evaluator: Any, args: argparse.Namespace) -> dict[str, float]:
     """Nodes/s of the real search (fresh tree and cache per position), and the raw evaluator rate at the
     same batch size next to it."""
-    from engine.encoding import encode_batch
-    from search import Limits, Searcher, SearchParams
-
     nodes, seconds = 0, 0.0
     for fen in MCTS_FENS:
         searcher = Searcher(evaluator, SearchParams(minibatch_size=args.minibatch, nn_cache_size=0))

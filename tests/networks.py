@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from engine.network import AlphaZeroNet
+from engine.nets.alphazero import AlphaZeroNet
 
 
 def save_random_network(path: Path, blocks: int, filters: int, seed: int) -> Path:

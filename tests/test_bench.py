@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import onnx_backend
-from engine.network import AlphaZeroNet
+from engine.backends import onnx_backend
+from engine.nets.alphazero import AlphaZeroNet
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:

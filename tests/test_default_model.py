@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import engine
-from engine.model_file import BUNDLED_BACKEND, load_for_play, load_model, read_weights
-from engine.network import AlphaZeroNet
+from engine.loader import BUNDLED_BACKEND, load_for_play, load_model
+from engine.nets.alphazero import AlphaZeroNet
+from engine.nets.files import read_weights
 from search import Limits, Searcher, SearchParams
 
 # (FEN, the move a trained network must find) -- a hanging queen to take, a mate in one to play

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import encode_batch, encode_position, index_to_move, masked_softmax, move_priors, move_to_index
-from engine.calibration import data_path, read_fens
+from engine.bundled import data_path
+from engine.positions import read_fens
 from engine.priors import UNDERPROMOTION_LOGIT_PENALTY, legal_move_indices
 
 ECO_PGN = Path("/usr/share/pgn-extract/eco.pgn")

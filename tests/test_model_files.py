@@ -17,9 +17,13 @@ import torch
 from torch import nn
 
 import engine
-from engine import AlphaZeroNet, ModelFileError, encode_batch, load_model, move_priors, quantization
-from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
-from engine.model_file import load_for_play, read_weights, sibling_path
+from engine import AlphaZeroNet, ModelFileError, encode_batch, load_model, move_priors
+from engine.backends import torch_backend
+from engine.loader import load_for_play
+from engine.nets.files import read_weights, sibling_path
+from engine.quant import torch_int8
+from engine.quant.calibration import builtin_calibration_planes
+from engine.quant.calibration import heldout_positions as builtin_heldout_boards
 
 # Measured with random_net(2, 16, seed=0) on the 1200 held-out positions (torch 2.13, x86 engine):
 #   dynamic-int8: logits max|d| 0.028, mean|d| 0.004; values max|d| 0.036, mean|d| 0.005; top-1 99%
@@ -227,7 +231,7 @@ def test_dynamic_int8_in_memory_and_from_file(
 
     # pytorch-alpha-zero's quantized files: the state_dict of torch's quantize_dynamic on the Linear layers
     path = tmp_path / "AlphaZeroNet_2x16_quantized.pt"
-    with quantization.quiet():
+    with torch_backend.quiet():
         torch.save(torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8).state_dict(), path)
     assert read_weights(path).kind == "dynamic-int8"
     from_file = load_model(path)
@@ -249,10 +253,10 @@ def test_dynamic_int8_in_memory_and_from_file(
 def save_static_archive(net: AlphaZeroNet, path: Path) -> None:
     """Quantize ``net`` statically on the built-in calibration positions, as ``load_model`` does in memory
     (weights rounded to nearest), and save the archive."""
-    module = quantization.quantize_static(net, [builtin_calibration_planes()], weight_rounding="nearest")
+    module = torch_int8.quantize_static(net, [builtin_calibration_planes()], weight_rounding="nearest")
     meta = {"kind": "static-int8", "blocks": net.num_blocks, "filters": net.num_filters,
-            "qengine": quantization.DEFAULT_QENGINE, "calibration": "builtin"}
-    path.write_bytes(quantization.archive_bytes(module, meta))
+            "qengine": torch_int8.DEFAULT_QENGINE, "calibration": "builtin"}
+    path.write_bytes(torch_int8.archive_bytes(module, meta))
 
 
 def test_static_int8_archive_and_sibling(
@@ -276,7 +280,7 @@ def test_static_int8_archive_and_sibling(
     save_static_archive(net, archive)
     weights = read_weights(archive)
     assert (weights.kind, weights.blocks, weights.filters) == ("static-int8", 2, 16)
-    assert weights.metadata is not None and weights.metadata["format_version"] == quantization.ARCHIVE_FORMAT_VERSION
+    assert weights.metadata is not None and weights.metadata["format_version"] == torch_int8.ARCHIVE_FORMAT_VERSION
     direct = load_model(archive)
     assert direct.kind == "static-int8"
     logits, values = direct.evaluate(planes)
@@ -302,7 +306,7 @@ def test_static_int8_archive_and_sibling(
 
 def test_fp32_of_a_dynamic_file_is_an_error(tmp_path: Path, net: AlphaZeroNet) -> None:
     path = tmp_path / "dyn.pt"
-    torch.save(quantization.quantize_dynamic_linear(net).state_dict(), path)
+    torch.save(torch_int8.quantize_dynamic_linear(net).state_dict(), path)
     with pytest.raises(ModelFileError, match="dyn.pt"):
         load_model(path, backend="fp32")
     with pytest.raises(ModelFileError, match="dyn.pt"):
@@ -352,8 +356,8 @@ def _bad_files(folder: Path, net: AlphaZeroNet) -> dict[str, Path]:
     torch.save(gap, put("missing_block"))
     other = random_net(2, 16)
     other.policyHead.fc1 = nn.Linear(128, 100)
-    torch.save(quantization.quantize_dynamic_linear(other).state_dict(), put("dynamic_wrong_shape"))
-    with quantization.quiet():
+    torch.save(torch_int8.quantize_dynamic_linear(other).state_dict(), put("dynamic_wrong_shape"))
+    with torch_backend.quiet():
         foreign = torch.jit.trace(net, torch.zeros(2, 16, 8, 8), check_trace=False)
         torch.jit.save(foreign, put("torchscript_without_metadata"))
 
@@ -361,7 +365,7 @@ def _bad_files(folder: Path, net: AlphaZeroNet) -> dict[str, Path]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
-    put("archive_of_other_module").write_bytes(quantization.archive_bytes(Identity(), {"kind": "static-int8"}))
+    put("archive_of_other_module").write_bytes(torch_int8.archive_bytes(Identity(), {"kind": "static-int8"}))
     archive = folder / "static_good.pt"
     save_static_archive(net, archive)
     data = archive.read_bytes()

@@ -13,7 +13,7 @@ from importlib import resources
 import chess
 import pytest
 
-from engine.encoding import _bitboard_row
+from engine.encoding import bitboard_row
 from search import _mcts, position_key
 
 # (FEN, perft counts by depth from 1): the standard positions of the Chess Programming Wiki's perft page.
@@ -38,7 +38,7 @@ def assert_same_rules(position: _mcts.Position, board: chess.Board) -> None:
     assert position.in_check() == board.is_check(), board.fen()
     assert position.insufficient_material() == board.is_insufficient_material(), board.fen()
     assert position.halfmove_clock == board.halfmove_clock
-    assert position.bitboards() == _bitboard_row(board), board.fen()
+    assert position.bitboards() == bitboard_row(board), board.fen()
 
 
 @pytest.mark.parametrize(("fen", "counts"), PERFT_POSITIONS)

@@ -14,9 +14,9 @@ import pytest
 
 import engine
 from engine.encoding import encode_batch
-from engine.model_file import load_model, sibling_path
-from quantize.accuracy import compare
-from quantize.positions import heldout_positions
+from engine.loader import load_model
+from engine.nets.files import sibling_path
+from engine.quant import compare, heldout_positions
 
 from networks import save_random_network  # isort: skip
 
@@ -138,18 +138,21 @@ def test_game_with_onnx_int8_backend() -> None:
 
 
 def test_bias_correction_of_the_default_network() -> None:
-    from engine import onnx_backend
-    from engine.calibration import builtin_calibration_planes
-    from engine.equalization import equalize_stream
-    from engine.evaluators import ModelInfo
-    from engine.model_file import build_network, fp32_module, read_weights
+    from engine.backends import onnx_backend
+    from engine.interface import ModelInfo
+    from engine.nets.files import read_weights
+    from engine.nets.torch_files import build_network
+    from engine.quant import onnx_int8
+    from engine.quant.calibration import builtin_calibration_planes
+    from engine.quant.equalization import equalize_stream
+    from engine.torch_conversions import fp32_module
 
     planes = builtin_calibration_planes()[:1024]
     batches = [planes[i:i + 64] for i in range(0, len(planes), 64)]
     # equalized first, as `azengine quantize --format onnx` does (without it v6's correction was undone:
     # it moved the value on these positions from 0.0209 to 0.0210 from fp32)
     net = equalize_stream(build_network(read_weights(engine.default_model_path())), batches)
-    fp32 = onnx_backend.export_fp32(fp32_module(net))
+    fp32 = onnx_int8.export_fp32(fp32_module(net))
     done: list[tuple[int, int]] = []
     outcome: list[object] = []
 
@@ -159,7 +162,7 @@ def test_bias_correction_of_the_default_network() -> None:
     reference = evaluator(fp32, "onnx-fp32")
     boards = heldout_positions(512)
     accuracy = {
-        corrected: compare(reference, evaluator(onnx_backend.quantize_int8(
+        corrected: compare(reference, evaluator(onnx_int8.quantize_int8(
             fp32, batches, bias_correction=corrected, layer_progress=lambda *step: done.append(step),
             on_correction=outcome.append), "onnx-int8"), boards)
         for corrected in (False, True)}

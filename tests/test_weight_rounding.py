@@ -6,11 +6,13 @@ import numpy as np
 import torch
 
 import engine
-from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
 from engine.encoding import encode_batch
-from engine.equalization import channel_maxima, equalize_stream, stream_names
-from engine.model_file import build_network, read_weights
-from engine.weight_rounding import gptq_round, gram
+from engine.nets.files import read_weights
+from engine.nets.torch_files import build_network
+from engine.quant.calibration import builtin_calibration_planes
+from engine.quant.calibration import heldout_positions as builtin_heldout_boards
+from engine.quant.equalization import channel_maxima, equalize_stream, stream_names
+from engine.quant.gptq import gptq_round, gram
 
 
 def _default_net() -> engine.AlphaZeroNet:
@@ -38,7 +40,7 @@ def test_equalization_keeps_the_outputs_and_fills_each_channels_range() -> None:
 
 
 def test_gptq_rounds_onto_the_grid_and_beats_nearest_on_unseen_inputs() -> None:
-    from engine.quantization import fold_batchnorm
+    from engine.quant.torch_int8 import fold_batchnorm
 
     folded = fold_batchnorm(_default_net())
     layer = folded.residualBlocks[2].conv1

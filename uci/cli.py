@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from engine.errors import CommandError
+
 from . import __version__
 
 # subcommand -> (module, help); each module has ``add_arguments(parser)`` and ``run(args) -> int``
@@ -78,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
     _, run_command = _module_hooks(command)
-    code = int(run_command(args) or 0)
+    try:
+        code = int(run_command(args) or 0)
+    except CommandError as exc:
+        sys.stderr.write(f"azengine {command}: error: {exc}\n")
+        return 2
     if command == "uci":
         sys.stdout.flush()
         os._exit(code)  # do not wait for a network call still running on the evaluator thread

@@ -76,7 +76,7 @@ class UciEngine:
             return
         self._loaded_key = key
         try:
-            from engine.model_file import load_for_play
+            from engine.loader import load_for_play
 
             evaluator = load_for_play(key[0], backend=key[1], threads=self.options["Threads"])
         except (engine.ModelFileError, ValueError, OSError) as exc:
@@ -151,7 +151,7 @@ class UciEngine:
         if key in SEARCH_PARAM_OF_OPTION:
             setattr(self.params, SEARCH_PARAM_OF_OPTION[key], typed)
         elif key == "threads" and self.evaluator is not None:
-            from engine.evaluators import set_torch_threads
+            from engine.backends.torch_backend import set_torch_threads
 
             set_torch_threads(typed)
 

@@ -7,6 +7,8 @@ import sys
 
 import chess
 
+import engine
+from engine.errors import CommandError
 from search import Limits, Searcher, SearchParams
 
 
@@ -34,21 +36,16 @@ def _read_move(board: chess.Board, text: str) -> chess.Move | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Play one game on stdin/stdout; returns 2 when the model cannot be loaded."""
-    import engine
-    from engine.model_file import load_for_play
-
+    """Play one game on stdin/stdout; :class:`CommandError` when the model or the FEN is bad."""
     out = sys.stdout
     try:
-        evaluator = load_for_play(args.model or engine.default_model_path(), args.backend, args.threads)
+        evaluator = engine.load_for_play(args.model or engine.default_model_path(), args.backend, args.threads)
     except (engine.ModelFileError, ValueError) as exc:
-        sys.stderr.write(f"azengine play: {exc}\n")
-        return 2
+        raise CommandError(str(exc)) from None
     try:
         board = chess.Board(args.fen) if args.fen else chess.Board()
     except ValueError as exc:
-        sys.stderr.write(f"azengine play: bad FEN: {exc}\n")
-        return 2
+        raise CommandError(f"bad FEN: {exc}") from None
     searcher = Searcher(evaluator, SearchParams())
     human = chess.WHITE if args.color == "white" else chess.BLACK
     out.write(f"You play {args.color}. Enter moves in SAN (Nf3) or UCI (g1f3); 'quit' ends the game.\n")

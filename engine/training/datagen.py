@@ -37,7 +37,7 @@ import chess.polyglot
 import numpy as np
 from tqdm import tqdm
 
-from ..encoding import _bitboard_row, move_to_index
+from ..encoding import bitboard_row, move_to_index
 from .openings import find_stockfish, read_opening_lines
 from .shards import count_positions, list_shards, write_shard
 from .stopping import interrupt_on_sigterm
@@ -107,7 +107,7 @@ def label(board: chess.Board, infos: list[chess.engine.InfoDict], multipv: int) 
     pad = multipv - len(indices)
     wdl = lines[0].get("wdl") or lines[0]["score"].wdl(ply=board.ply())
     return Sample(
-        bitboards=_bitboard_row(board),
+        bitboards=bitboard_row(board),
         black=board.turn == chess.BLACK,
         value=float(wdl.relative.expectation() * 2.0 - 1.0),
         wdl=(wdl.relative.wins, wdl.relative.draws, wdl.relative.losses),

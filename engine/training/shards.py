@@ -5,7 +5,7 @@ One shard holds whole games (its last game may be cut short). Arrays, one row pe
 =============  ==============  ==========================================================================
 key            dtype / shape   meaning
 =============  ==============  ==========================================================================
-bitboards      uint64 (N, 16)  ``engine.encoding._bitboard_row`` (before the black-to-move flip)
+bitboards      uint64 (N, 16)  ``engine.encoding.bitboard_row`` (before the black-to-move flip)
 black          bool (N,)       black to move: the row is flipped when expanded to planes
 value          float32 (N,)    Stockfish's WDL expectation * 2 - 1, side to move's view
 wdl            int16 (N, 3)    Stockfish's win/draw/loss per mille, side to move

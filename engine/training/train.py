@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import ModelFileError
-from ..model_file import build_network, read_weights
-from ..network import AlphaZeroNet
+from ..nets.alphazero import AlphaZeroNet
+from ..nets.files import read_weights
+from ..nets.torch_files import build_network
 from ..priors import legal_move_indices
 from .shards import TRAIN_KEYS, expand_planes, list_shards, load_shards, soft_policy, validation_mask
 from .stopping import interrupt_on_sigterm

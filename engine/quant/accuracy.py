@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 import chess
 import numpy as np
 
-from engine.encoding import encode_batch
-from engine.interface import Evaluator
-from engine.priors import legal_move_indices
+from ..encoding import encode_batch
+from ..interface import Evaluator
+from ..priors import legal_move_indices, masked_softmax
 
 
 @dataclass
@@ -38,13 +38,6 @@ def evaluate_all(evaluator: Evaluator, planes: np.ndarray, batch: int = 128) -> 
     return np.concatenate(logits), np.concatenate(values)
 
 
-def _legal_softmax(logits: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    x = logits[indices].astype(np.float64)
-    x -= x.max()
-    p = np.exp(x)
-    return p / p.sum()
-
-
 def compare(reference: Evaluator, other: Evaluator, boards: list[chess.Board]) -> Accuracy:
     """Value and policy agreement of ``other`` with ``reference`` on ``boards`` (legal moves only)."""
     planes = encode_batch(boards)
@@ -56,8 +49,8 @@ def compare(reference: Evaluator, other: Evaluator, boards: list[chess.Board]) -
     for i, board in enumerate(boards):
         _, idx = legal_move_indices(board)
         idx = np.unique(idx)  # promotions share an index: count it once
-        p = _legal_softmax(ref_logits[i], idx)
-        q = _legal_softmax(oth_logits[i], idx)
+        p = masked_softmax(ref_logits[i], idx, dtype=np.float64)
+        q = masked_softmax(oth_logits[i], idx, dtype=np.float64)
         sq_err += float(((p - q) ** 2).sum())
         moves_seen += len(idx)
         kl += float((p * (np.log(np.maximum(p, 1e-12)) - np.log(np.maximum(q, 1e-12)))).sum())

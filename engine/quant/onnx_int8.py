@@ -1,12 +1,8 @@
-"""ONNX Runtime backends: export an AlphaZeroNet to ONNX, quantize it to int8 (QDQ), run it.
+"""ONNX export of a network and its static int8 (QDQ) conversion with ONNX Runtime's quantizer.
 
-A second path beside TorchScript, which torch 2.13 marks deprecated. Export uses torch's
-``torch.export``-based ONNX exporter; int8 uses ONNX Runtime's static quantization in QDQ format
-(per-channel int8 weights, uint8 activations calibrated on real positions). Files carry the same
-metadata as the TorchScript archives, as the model's ``metadata_props`` entry ``azengine``.
-
-``onnx``, ``onnxscript`` and ``onnxruntime`` are optional (``pip install 'azengine[onnx]'``); without
-them every entry point raises :class:`BackendUnavailableError` with that hint.
+Export uses torch's ``torch.export``-based ONNX exporter; int8 uses ONNX Runtime's static quantization
+in QDQ format (per-channel int8 weights, uint8 activations calibrated on real positions), then the same
+empirical bias correction as the torch path.
 """
 
 from __future__ import annotations
@@ -16,45 +12,14 @@ import logging
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+import torch
 
-from .errors import BackendUnavailableError
-
-ONNX_KINDS = ("onnx-fp32", "onnx-int8")
-INPUT_NAME = "planes"
-OUTPUT_NAMES = ("policy", "value")
-METADATA_KEY = "azengine"
-INSTALL_HINT = "the ONNX backends need onnxruntime, onnx and onnxscript: pip install 'azengine[onnx]'"
-#: ONNX protobuf files start with field 1 (ir_version, varint): this byte.
-ONNX_FIRST_BYTE = 0x08
-
-
-def _require(name: str) -> ModuleType:
-    """Import an optional ONNX dependency, or raise :class:`BackendUnavailableError` with the install hint."""
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise BackendUnavailableError(f"{name} is not installed; {INSTALL_HINT}") from None
-
-
-def available() -> bool:
-    """Whether the ONNX backends can run in this installation."""
-    try:
-        for name in ("onnxruntime", "onnx", "onnxscript"):
-            _require(name)
-    except BackendUnavailableError:
-        return False
-    return True
-
-
-def runtime_version() -> str:
-    """The installed onnxruntime's version."""
-    return str(_require("onnxruntime").__version__)
+from ..backends.onnx_backend import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES, make_session, require
+from ..backends.torch_backend import quiet
+from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, FirstPositions, output_errors
 
 
 def export_fp32(module: Any) -> Any:
@@ -62,12 +27,8 @@ def export_fp32(module: Any) -> Any:
 
     Pass the BatchNorm-folded fp32 module; the batch dimension stays dynamic.
     """
-    import torch
-
-    from .quantization import quiet
-
-    _require("onnx")
-    _require("onnxscript")
+    require("onnx")
+    require("onnxscript")
     example = (torch.zeros(2, 16, 8, 8),)
     batch = torch.export.Dim("batch", min=1, max=65536)
     exporter_log = logging.getLogger("torch.onnx")  # it warns that torchvision's ops are not registered
@@ -87,8 +48,6 @@ class _Batches:
     """ONNX Runtime's CalibrationDataReader protocol over float32 plane batches."""
 
     def __init__(self, batches: Iterable[np.ndarray], progress: Any = None, keep: int = 0) -> None:
-        from .quantization import FirstPositions
-
         self._batches = iter(batches)
         self._progress = progress
         #: the first ``keep`` positions, for the bias correction
@@ -112,16 +71,14 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
     Weights: per-channel symmetric int8. Activations: uint8 (int8 activations ran 2.7x slower here),
     MinMax-calibrated. Every Conv but the input one, the skip Adds and the Gemms run in int8 (ReLUs fold
     into the quantization ranges); the Gemms' outputs (the policy logits among them), the input Conv
-    (see ``engine.quantization.INPUT_CONV``: here it cost no measurable speed), the final Tanh, the
+    (see ``engine.quant.torch_int8.INPUT_CONV``), the final Tanh, the
     reshapes and the outputs stay fp32. With ``bias_correction`` the int8 layers' biases are then
     corrected on the first calibration positions (:func:`correct_bias`; ``on_correction`` gets its
     ``BiasCorrection``).
     """
-    onnx = _require("onnx")
-    quantization = _require("onnxruntime.quantization")
+    onnx = require("onnx")
+    quantization = require("onnxruntime.quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from .quantization import BIAS_CORRECTION_POSITIONS
 
     root = logging.getLogger()
     level = root.level
@@ -171,7 +128,7 @@ def _output_means(model: Any, names: list[str], planes: np.ndarray) -> list[np.n
 
 
 def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progress: Any = None) -> Any:
-    """Empirical bias correction of a QDQ model, in place (see ``engine.quantization.correct_bias``);
+    """Empirical bias correction of a QDQ model, in place (see :func:`engine.quant.bias_correction.correct_bias`);
     returns its ``BiasCorrection``, and undoes it unless neither output got further from fp32.
 
     For each Conv and Gemm with an int32 bias, in graph order, the mean per channel of what the next layer
@@ -181,8 +138,6 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
     One session per layer, so each correction sees the earlier ones. ``layer_progress(done, total)``.
     """
     from onnx import numpy_helper
-
-    from .quantization import BiasCorrection, output_errors
 
     producers = {output: node for node in quantized.graph.node for output in node.output}
     consumers: dict[str, list[Any]] = {}
@@ -243,74 +198,4 @@ def model_bytes(model: Any, metadata: dict[str, Any]) -> bytes:
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     return model.SerializeToString()
-
-
-def looks_like_onnx(path: Path) -> bool:
-    """Whether a file is (probably) an ONNX model: its suffix or its first byte."""
-    if path.suffix.lower() == ".onnx":
-        return True
-    with path.open("rb") as handle:
-        return handle.read(1) == bytes([ONNX_FIRST_BYTE])
-
-
-def read_onnx(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """The bytes and azengine metadata of an ONNX model file.
-
-    Raises ValueError (with the reason) for a file that is not an azengine ONNX model.
-    """
-    onnx = _require("onnx")
-    data = path.read_bytes()
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ValueError(f"cannot be parsed as ONNX ({exc})") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in props:
-        raise ValueError("ONNX model without azengine metadata; make one with 'azengine quantize --format onnx'")
-    try:
-        metadata = json.loads(props[METADATA_KEY])
-    except ValueError as exc:
-        raise ValueError(f"ONNX metadata is not JSON ({exc})") from None
-    inputs = [i.name for i in model.graph.input]
-    outputs = [o.name for o in model.graph.output]
-    if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
-        raise ValueError(f"ONNX model has inputs {inputs} and outputs {outputs}, expected [{INPUT_NAME!r}] "
-                         f"and {list(OUTPUT_NAMES)}")
-    if metadata.get("kind") not in ONNX_KINDS:
-        raise ValueError(f"ONNX metadata names kind {metadata.get('kind')!r}, expected one of {ONNX_KINDS}")
-    return data, metadata
-
-
-def make_session(data: bytes, threads: int | None, spinning: bool = False) -> Any:
-    """An ONNX Runtime CPU session for model bytes.
-
-    ``threads`` intra-op threads (default 1), sequential execution, full graph optimisation, and by
-    default no spinning of idle pool threads: a spinning thread takes the core the search thread needs
-    (measured in docs/PERFORMANCE.md).
-    """
-    ort = _require("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads if threads and threads > 0 else 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-class OnnxEvaluator:
-    """Runs an ONNX model through ONNX Runtime (which releases the GIL while it computes)."""
-
-    def __init__(self, data: bytes, kind: str, info: Any, threads: int | None = None, spinning: bool = False) -> None:
-        self.session = make_session(data, threads, spinning)
-        self.kind = kind
-        self.info = info
-        self.threads = threads
-
-    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and values ``(B,)`` for float32 planes ``(B, 16, 8, 8)``."""
-        x = np.ascontiguousarray(planes, dtype=np.float32)
-        logits, values = self.session.run(OUTPUT_NAMES, {INPUT_NAME: x})
-        return logits, values.reshape(-1)
 

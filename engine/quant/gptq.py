@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantization import int8_layers
+from .bias_correction import int8_layers
 
 #: Share of the Gram matrix's mean diagonal added to its diagonal, so that it can be inverted.
 DAMPING = 0.01

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .network import AlphaZeroNet
+from ..nets.alphazero import AlphaZeroNet
 
 #: Channels whose largest value is below this share of their tensor's largest are scaled as if they
 #: reached it (a channel that is never positive must not get an unbounded factor).

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .encoding import NUM_PLANES as INPUT_PLANES
-from .encoding import POLICY_SIZE
+from ..encoding import NUM_PLANES as INPUT_PLANES
+from ..encoding import POLICY_SIZE
 
 
 class ConvBlock(nn.Module):

@@ -1,0 +1,78 @@
+"""Loading a network to play: :func:`load_model` picks the evaluator for a model file and a backend.
+
+An ONNX file (or the ONNX sibling of an fp32 file) loads without importing torch, so that a GUI gets
+``readyok`` fast; the torch formats and in-memory conversions import torch when they are asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backends import onnx_backend
+from .bundled import default_model_path
+from .errors import ModelFileError
+from .interface import BACKENDS, Evaluator
+from .nets.files import WeightsFile, read_onnx_weights, read_weights, sibling_path
+
+
+def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:
+    """Load a model file and return an evaluator of the requested ``backend``.
+
+    ``backend``: ``auto`` (what the file is), ``fp32``, ``dynamic-int8``, ``static-int8``, ``onnx-fp32``
+    or ``onnx-int8``. Another backend asked of an fp32 file uses its sibling file (:func:`sibling_path`)
+    when it exists, else converts in memory (static int8: calibrated on the built-in positions) and says
+    so in ``info.notes``. Raises :class:`ModelFileError` for a bad file or an impossible request (fp32
+    of an int8-only file), :class:`BackendUnavailableError` for an ONNX backend without onnxruntime.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    path = Path(path)
+    if backend in onnx_backend.ONNX_KINDS and not onnx_backend.looks_like_onnx(path):
+        sibling = sibling_path(path, backend)
+        if sibling.is_file():
+            evaluator = _from_weights(read_onnx_weights(sibling), backend, threads)
+            evaluator.info.notes.append(f"using {sibling.name}, the {backend} version of {path.name}")
+            return evaluator
+    return _from_weights(read_weights(path), backend, threads)
+
+
+def _from_weights(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
+    """The evaluator of a file that has been read (siblings and in-memory conversions for fp32 files)."""
+    if backend == "auto":
+        backend = weights.kind
+    if weights.kind != "fp32" and backend != weights.kind:
+        raise ModelFileError(weights.path, f"is a {weights.kind} model and cannot run as {backend}; "
+                                           f"load its fp32 file for that")
+    if weights.onnx_bytes is not None:
+        return onnx_backend.OnnxEvaluator(weights.onnx_bytes, backend, weights.info(), threads)
+    from . import torch_conversions  # the torch formats: torch is needed from here on
+
+    if weights.kind != "fp32":
+        return torch_conversions.int8_evaluator(weights, threads)
+    if backend not in ("fp32", *onnx_backend.ONNX_KINDS):
+        sibling = sibling_path(weights.path, backend)
+        if sibling.is_file():
+            evaluator = load_model(sibling, backend, threads)
+            evaluator.info.notes.append(f"using {sibling.name}, the {backend} version of {weights.path.name}")
+            return evaluator
+    return torch_conversions.converted_evaluator(weights, backend, threads)
+
+
+#: The form ``auto`` gives the bundled network: its shipped static-int8 file (docs/PERFORMANCE.md).
+BUNDLED_BACKEND = "static-int8"
+
+
+def load_for_play(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:
+    """:func:`load_model` as the engine plays: ``auto`` on the bundled network means :data:`BUNDLED_BACKEND`.
+
+    Any other file or backend loads as :func:`load_model` says. Where this machine cannot run the bundled
+    int8 file, the bundled network plays fp32 and a note says why.
+    """
+    if backend != "auto" or Path(path).resolve() != default_model_path().resolve():
+        return load_model(path, backend, threads)
+    try:
+        return load_model(path, BUNDLED_BACKEND, threads)
+    except ModelFileError as exc:
+        evaluator = load_model(path, "fp32", threads)
+        evaluator.info.notes.append(f"{BUNDLED_BACKEND} cannot run here ({exc}); playing fp32")
+        return evaluator

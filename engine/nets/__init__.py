@@ -1,0 +1,1 @@
+"""Network families and their file formats."""

@@ -1,0 +1,174 @@
+"""Torch int8 transforms of a network: BatchNorm folding, dynamic and static (FX graph mode)
+quantization, and TorchScript archives with metadata."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.ao.quantization import (
+    MinMaxObserver,
+    QConfig,
+    fuse_modules,
+    get_default_qconfig_mapping,
+    per_channel_dynamic_qconfig,
+)
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
+from ..nets.alphazero import INPUT_PLANES, AlphaZeroNet
+from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
+from .equalization import equalize_stream
+from .gptq import round_weights_gptq
+
+#: The quantized kernel library static int8 uses by default (fastest for these convolutions at the
+#: search's batch sizes; docs/PERFORMANCE.md).
+DEFAULT_QENGINE = "onednn"
+
+ARCHIVE_FORMAT_VERSION = 1
+
+
+def fold_batchnorm(net: AlphaZeroNet) -> nn.Module:
+    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it."""
+    folded = copy.deepcopy(net).eval()
+    groups = [["convBlock1.conv1", "convBlock1.bn1"]]
+    for i in range(len(folded.residualBlocks)):
+        groups += [[f"residualBlocks.{i}.conv1", f"residualBlocks.{i}.bn1"],
+                   [f"residualBlocks.{i}.conv2", f"residualBlocks.{i}.bn2"]]
+    groups += [["valueHead.conv1", "valueHead.bn1"], ["policyHead.conv1", "policyHead.bn1"]]
+    with quiet():
+        return fuse_modules(folded, groups, inplace=False)
+
+
+def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
+    """Dynamic int8: per-channel int8 weights for the Linear layers (the heads' fc layers); convolutions
+    stay fp32.
+
+    Per-channel, not torch's per-tensor default: one scale for all 4,608 rows of the policy layer lets the
+    largest rows set the step for every move.
+    """
+    with quiet():
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(net).eval(),
+                                                      {nn.Linear: per_channel_dynamic_qconfig})
+
+
+#: The layer that ``fp32_input_conv`` keeps out of the static int8 graph. Its inputs are exact (0 or 1);
+#: keeping it fp32 makes the value more accurate for a little speed. All-int8 is the default: equal-node
+#: matches showed no Elo cost from it (docs/notes/).
+INPUT_CONV = "convBlock1"
+#: The policy head's 128 x 4608 Linear gets dynamic int8 (per-channel int8 weights, input scaled per
+#: batch, fp32 logits): a calibrated fixed scale with int8 logits, or per-tensor weights, moved the policy
+#: much further from fp32.
+DYNAMIC_MODULES = ("policyHead.fc1",)
+
+
+#: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
+WEIGHT_ROUNDINGS = ("gptq", "nearest")
+
+
+def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False) -> Any:
+    """The ``QConfigMapping`` of :func:`quantize_static`.
+
+    Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
+    uint8 with min/max observers; the default histogram observers clip the rare large activations the
+    value head depends on. fbgemm and x86 keep
+    their 7-bit activation range (``reduce_range``), which guards their kernels against overflow on CPUs
+    without VNNI; on onednn the full range measured more accurate.
+    """
+    mapping = get_default_qconfig_mapping(qengine)
+    activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
+    mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
+    if fp32_input_conv:
+        mapping.set_module_name(INPUT_CONV, None)
+    for name in DYNAMIC_MODULES:
+        mapping.set_module_name(name, per_channel_dynamic_qconfig)
+    return mapping
+
+
+def quantize_static(
+    net: AlphaZeroNet,
+    calibration_batches: Iterable[np.ndarray],
+    qengine: str = DEFAULT_QENGINE,
+    progress: Callable[[int], None] | None = None,
+    fp32_input_conv: bool = False,
+    bias_correction: bool = True,
+    layer_progress: Callable[[int, int], None] | None = None,
+    on_correction: Callable[[BiasCorrection], None] | None = None,
+    equalize: bool = True,
+    weight_rounding: str = "gptq",
+    rounding_progress: Callable[[int, int], None] | None = None,
+) -> nn.Module:
+    """Static int8 via FX graph mode (see :func:`static_qconfig_mapping` for the exact layers).
+
+    Every convolution (conv+bn+relu fused, per-channel weights), the skip additions and the value head's
+    Linear layers run in int8; the policy Linear is dynamic int8; ``fp32_input_conv`` keeps the input
+    convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
+    inference. Then, in order:
+
+    - with ``equalize``, the residual stream's channels are rescaled on those positions so that each uses
+      its tensor's whole int8 range (:func:`engine.equalization.equalize_stream`; exact in fp32);
+    - observers record the activation ranges (``progress`` is called with each batch's size);
+    - with ``weight_rounding="gptq"`` the int8 weights are rounded by GPTQ on the first ``GPTQ_POSITIONS``
+      calibration positions (:func:`engine.weight_rounding.round_weights_gptq`) instead of to nearest (``"nearest"``);
+    - with ``bias_correction`` the int8 layers' biases are corrected on the same positions
+      (:func:`correct_bias`; ``on_correction`` gets its :class:`BiasCorrection`).
+
+    ``rounding_progress(done, total)`` and ``layer_progress(done, total)`` are called after each layer of
+    the last two steps.
+    """
+    if weight_rounding not in WEIGHT_ROUNDINGS:
+        raise ValueError(f"weight rounding {weight_rounding!r}: expected one of {', '.join(WEIGHT_ROUNDINGS)}")
+    set_qengine(qengine)
+    batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration_batches]
+    if not any(len(batch) for batch in batches):
+        raise ValueError("static quantization needs at least one calibration position")
+    if equalize:
+        net = equalize_stream(net, batches)
+    example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
+    with quiet():
+        prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
+        with torch.inference_mode():
+            for planes in batches:
+                prepared(torch.from_numpy(planes))
+                if progress is not None:
+                    progress(len(planes))
+        # the fp32 model GPTQ and the bias correction compare with (convert_fx consumes ``prepared``)
+        reference = copy.deepcopy(prepared) if weight_rounding == "gptq" or bias_correction else None
+        quantized = convert_fx(prepared)
+        if reference is not None and weight_rounding == "gptq":
+            round_weights_gptq(reference, quantized, first_positions(batches, GPTQ_POSITIONS), rounding_progress)
+        if reference is not None and bias_correction:
+            correction = correct_bias(reference, quantized, first_positions(batches, BIAS_CORRECTION_POSITIONS),
+                                      layer_progress)
+            if on_correction is not None:
+                on_correction(correction)
+        return quantized
+
+
+#: Calibration positions (the first ones) on whose int8 activations GPTQ rounds the weights: more cost
+#: time (the Gram matrices dominate) for little more accuracy.
+GPTQ_POSITIONS = 512
+
+
+def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:
+    """Trace ``module`` (planes -> (logits, values)) into a frozen TorchScript module."""
+    example = torch.zeros(2, INPUT_PLANES, 8, 8)
+    with quiet(), torch.inference_mode():
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
+    return traced
+
+
+def archive_bytes(module: nn.Module, metadata: dict[str, Any]) -> bytes:
+    """Serialise ``module`` as a TorchScript archive with ``metadata`` as its extra JSON file."""
+    scripted = to_torchscript(module)
+    meta = {"format_version": ARCHIVE_FORMAT_VERSION, "torch_version": torch.__version__, **metadata}
+    buffer = io.BytesIO()
+    with quiet():
+        torch.jit.save(scripted, buffer, _extra_files={METADATA_FILE: json.dumps(meta, sort_keys=True)})
+    return buffer.getvalue()
