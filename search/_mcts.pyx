@@ -164,7 +164,7 @@ cdef class Position:
         return self.pos.halfmove
 
     def bitboards(self):
-        """The 16 input bitboards (``engine.encoding._bitboard_row``'s layout)."""
+        """The 16 input bitboards (``engine.encoding.bitboard_row``'s layout)."""
         cdef uint64_t rows[16]
         az_bitboards(&self.pos, rows)
         return [rows[i] for i in range(16)]
