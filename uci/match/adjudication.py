@@ -20,6 +20,11 @@ class Adjudication:
     max_plies: int = 400
 
 
+#: The settings of a rule switched on by some of its options: the values of the options not given.
+ADJUDICATION_WHEN_ON = Adjudication(draw_movenumber=40, draw_movecount=8, draw_score=10, resign_movecount=4,
+                                    resign_score=1000)
+
+
 @dataclass
 class Adjudicator:
     """The adjudication of one game: counts the moves in a row that meet the draw and resign bounds."""

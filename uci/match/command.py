@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.files import atomic_write
 
-from .adjudication import Adjudication
+from .adjudication import ADJUDICATION_WHEN_ON, Adjudication
 from .engines import EngineSpec, parse_engine_spec
 from .errors import MatchError
 from .limits import GameLimits, parse_tc
@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--timemargin", type=int, metavar="MS",
                    help="how far past its clock (or the move time) a move may come before it loses on time "
                    "(default 0 with --tc, 1000 with --movetime)")
-    g.add_argument("--move-timeout", type=float, default=120.0, metavar="S",
-                   help="with --nodes only: an engine silent this long loses on time and is restarted (default 120)")
+    g.add_argument("--move-timeout", type=float, default=GameLimits.move_timeout_s, metavar="S",
+                   help="with --nodes only: an engine silent this long loses on time and is restarted "
+                   f"(default {GameLimits.move_timeout_s:g})")
     g = parser.add_argument_group("games and openings")
     g.add_argument("--games", type=int, default=100, help="number of games, rounded up to pairs (default 100)")
     g.add_argument("--concurrency", type=int, default=1, help="games played at once, each with its own engine "
@@ -75,14 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "engines need the UCI_Chess960 option (default standard)")
     g.add_argument("--seed", type=int, help="seed of the random opening order (default: a random one, reported)")
     g = parser.add_argument_group("adjudication (off unless one of its options is given)")
-    g.add_argument("--draw-movenumber", type=int, help="draw: not before this full move (default 40)")
+    on = ADJUDICATION_WHEN_ON
+    g.add_argument("--draw-movenumber", type=int,
+                   help=f"draw: not before this full move (default {on.draw_movenumber})")
     g.add_argument("--draw-movecount", type=int, help="draw: after this many consecutive moves of each side with "
-                   "|score| <= --draw-score (default 8)")
-    g.add_argument("--draw-score", type=int, help="draw: score bound in centipawns (default 10)")
+                   f"|score| <= --draw-score (default {on.draw_movecount})")
+    g.add_argument("--draw-score", type=int, help=f"draw: score bound in centipawns (default {on.draw_score})")
     g.add_argument("--resign-movecount", type=int, help="resign: after this many consecutive moves of one side "
-                   "with score <= -resign-score (default 4)")
-    g.add_argument("--resign-score", type=int, help="resign: score bound in centipawns (default 1000)")
-    g.add_argument("--max-plies", type=int, default=400, help="a game this long is a draw (default 400)")
+                   f"with score <= -resign-score (default {on.resign_movecount})")
+    g.add_argument("--resign-score", type=int, help=f"resign: score bound in centipawns (default {on.resign_score})")
+    g.add_argument("--max-plies", type=int, default=Adjudication.max_plies,
+                   help=f"a game this long is a draw (default {Adjudication.max_plies})")
     g = parser.add_argument_group("stopping and output")
     g.add_argument("--sprt", metavar="FIELDS", help="stop early by SPRT: \"elo0=0 elo1=10 alpha=0.05 beta=0.05\" "
                    "[model=trinomial|pentanomial]; --games is then the maximum")
@@ -120,10 +124,13 @@ def _adjudication(args: argparse.Namespace) -> Adjudication:
     def pick(value: int | None, default: int) -> int:
         return default if value is None else value
 
+    on = ADJUDICATION_WHEN_ON
     return Adjudication(
-        draw_movenumber=pick(args.draw_movenumber, 40), draw_movecount=pick(args.draw_movecount, 8) if draw_on else 0,
-        draw_score=pick(args.draw_score, 10), resign_movecount=pick(args.resign_movecount, 4) if resign_on else 0,
-        resign_score=pick(args.resign_score, 1000), max_plies=args.max_plies)
+        draw_movenumber=pick(args.draw_movenumber, on.draw_movenumber),
+        draw_movecount=pick(args.draw_movecount, on.draw_movecount) if draw_on else 0,
+        draw_score=pick(args.draw_score, on.draw_score),
+        resign_movecount=pick(args.resign_movecount, on.resign_movecount) if resign_on else 0,
+        resign_score=pick(args.resign_score, on.resign_score), max_plies=args.max_plies)
 
 
 def _limits(args: argparse.Namespace, tc_text: str | None, nodes: int | None, movetime: int | None) -> GameLimits:
