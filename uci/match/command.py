@@ -211,8 +211,7 @@ def build_configs(args: argparse.Namespace) -> list[tuple[str, MatchConfig]]:
         configs.append((label, MatchConfig(
             engines=engines, openings=openings, limits=limits, games=args.games, concurrency=args.concurrency,
             adjudication=adjudication, opening_order=args.opening_order, seed=seed, sprt=sprt, pgn_path=pgn_path,
-            event=event, show_engine_stderr=args.show_engine_stderr, openings_source=str(source), label=label,
-            variant=args.variant)))
+            event=event, show_engine_stderr=args.show_engine_stderr, openings_source=str(source), label=label)))
     return configs
 
 

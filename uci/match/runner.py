@@ -40,7 +40,11 @@ class MatchConfig:
     show_engine_stderr: bool = False
     openings_source: str = ""
     label: str = ""  # the study, with --quantization
-    variant: str = "standard"  # or "chess960": Chess960 castling; the engines must have UCI_Chess960
+
+    @property
+    def variant(self) -> str:
+        """``chess960`` when the openings are Chess960 positions (the engines then need ``UCI_Chess960``)."""
+        return "chess960" if any(opening.chess960 for opening in self.openings) else "standard"
 
 
 @dataclass
