@@ -1,4 +1,4 @@
-"""Match statistics of ``uci.elo`` against values worked out independently here from the published formulas."""
+"""Match statistics of ``uci.match.statistics`` against values worked out here from the published formulas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uci import elo
+from uci.match import statistics as elo
 
 
 def test_elo_of_a_75_percent_score() -> None:

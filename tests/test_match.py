@@ -23,8 +23,9 @@ import pytest
 from uci_client import engine_command
 
 from engine.training.openings import find_stockfish
-from uci import elo, match
+from uci import match
 from uci.cli import main
+from uci.match import statistics
 
 try:
     STOCKFISH: str | None = find_stockfish()
@@ -208,7 +209,7 @@ def test_crashed_engine_loses_and_is_restarted(scripted: Path) -> None:
     good = match.parse_engine_spec([scripted_spec(scripted, "good", "legal")])
     crashing = match.parse_engine_spec([scripted_spec(scripted, "crashing", "crash")])
     config = match.MatchConfig(engines=(good, crashing), openings=match.load_openings(match.BUNDLED_OPENINGS),
-                               limits=match.Limits(nodes=1), games=4, seed=2)
+                               limits=match.GameLimits(nodes=1), games=4, seed=2)
     result = match.run_match(config, progress=io.StringIO())
     assert (result.wins, result.losses, result.draws) == (4, 0, 0)
     assert result.faults["crashing"] == {"time": 0, "illegal": 0, "crash": 4}
@@ -220,14 +221,14 @@ def test_hung_engine_loses_on_time_and_slow_engine_loses_on_time(scripted: Path)
     hung = match.parse_engine_spec([scripted_spec(scripted, "hung", "hang")])
     openings = match.load_openings(match.BUNDLED_OPENINGS)
     config = match.MatchConfig(engines=(good, hung), openings=openings,
-                               limits=match.Limits(nodes=1, move_timeout_s=0.5), games=2, seed=2)
+                               limits=match.GameLimits(nodes=1, move_timeout_s=0.5), games=2, seed=2)
     result = match.run_match(config, progress=io.StringIO())
     assert result.faults["hung"]["time"] == 2 and result.wins == 2
     assert all("loses on time" in r.detail for r in result.records)
 
     slow = match.parse_engine_spec([scripted_spec(scripted, "slow", "slow", "0.4")])
-    config = match.MatchConfig(engines=(slow, good), openings=openings, limits=match.Limits(tc=match.TimeControl(0.3)),
-                               games=2, seed=2)
+    config = match.MatchConfig(engines=(slow, good), openings=openings,
+                               limits=match.GameLimits(tc=match.TimeControl(0.3)), games=2, seed=2)
     result = match.run_match(config, progress=io.StringIO())
     assert result.faults["slow"]["time"] == 2 and result.losses == 2
     assert {r.termination for r in result.records} == {"time forfeit"}
@@ -242,7 +243,7 @@ def test_sprt_stops_the_match_early(scripted: Path) -> None:
                              "--sprt", "elo0=0 elo1=100 alpha=0.2 beta=0.2")
     assert code == 0, err
     assert "Score of half vs good: 0 - 1 - 1  [0.250] 2" in out
-    llr = elo.sprt_llr_trinomial(0, 1, 1, 0, 100)
+    llr = statistics.sprt_llr_trinomial(0, 1, 1, 0, 100)
     assert f"SPRT: llr {llr:.3g}" in out and "H0 was accepted" in out
     assert "Match stopped early: SPRT: H0 accepted" in out
 

@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "accuracy report"),
     "bench": ("quantize.bench", "measure speed, size and accuracy of fp32 and int8 backends side by side"),
     "play": ("uci.play", "play a game against the engine in the terminal"),
-    "match": ("uci.match", "play games between two UCI engines and measure the Elo difference"),
+    "match": ("uci.match.command", "play games between two UCI engines and measure the Elo difference"),
 }
 
 
