@@ -23,13 +23,12 @@ import argparse
 import copy
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import numpy as np
 import torch
-from quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
 from torch import nn
 
 import engine
+from benchmarks.experiments.quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
 from engine import quantization
 from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch

@@ -22,7 +22,6 @@ import argparse
 import shutil
 import time
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import chess
 import chess.engine
 import numpy as np

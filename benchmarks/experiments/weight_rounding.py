@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import copy
 
-from _common import header  # isort: skip
 import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import header
 from engine import default_model_path, encode_batch
 from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
 from engine.model_file import build_network, read_weights

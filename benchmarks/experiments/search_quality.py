@@ -21,10 +21,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from _common import header, real_boards  # isort: skip
 import chess
 import chess.engine
 
+from benchmarks.common import header, real_boards
 from engine import default_model_path, load_model
 from engine.evaluators import set_torch_threads
 from search import Limits, Searcher, SearchParams
