@@ -8,7 +8,7 @@ moves plus ``--value-weight`` x value MSE): no labels are needed, the fp32 netwo
 quarter of the run it is converted to int8 and compared with fp32 on the built-in held-out positions, like
 ``azengine quantize``'s report.
 
-    python benchmarks/qat_distill.py [--model M] [--shards data/sf --count 20000] [--steps 400]
+    python -m benchmarks.experiments.qat_distill [--model M] [--shards data/sf --count 20000] [--steps 400]
 """
 
 from __future__ import annotations

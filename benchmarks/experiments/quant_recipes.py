@@ -3,7 +3,7 @@
 Shows where the top-1 disagreements come from: which layers are quantized, and how, and how close the
 fp32 network's two best moves were in the positions whose best move changed.
 
-    python benchmarks/quant_recipes.py [--model engine/models/azengine_default.pt] [--calibration 1024]
+    python -m benchmarks.experiments.quant_recipes [--model engine/models/azengine_default.pt] [--calibration 1024]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Move quality of the search at a fixed node count, judged by Stockfish: a fast proxy for tuning.
 
-    python benchmarks/search_quality.py --nodes 300 --positions 400 \\
+    python -m benchmarks.experiments.search_quality --nodes 300 --positions 400 \\
         --config "default:" --config "pt1.4:PolicyTemperature=1.4" --config "c2.5:CPuct=2.5"
 
 Each configuration (UCI option values on top of the defaults) searches the same real positions from

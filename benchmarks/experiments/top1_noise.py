@@ -14,7 +14,7 @@ measures, on the built-in held-out positions:
   too), and for the static recipe (in memory) with its policy Linear put back to fp32 afterwards: the
   share of the error that comes from the trunk's int8 activations and weights.
 
-    python benchmarks/top1_noise.py [--model engine/models/azengine_default.pt] [--int8 FILE ...]
+    python -m benchmarks.experiments.top1_noise [--model engine/models/azengine_default.pt] [--int8 FILE ...]
 """
 
 from __future__ import annotations

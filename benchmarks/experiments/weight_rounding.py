@@ -1,6 +1,6 @@
 """Where static int8's error comes from, and whether error-compensating weight rounding (GPTQ) helps.
 
-    python benchmarks/weight_rounding.py [--model M] [--positions 512]
+    python -m benchmarks.experiments.weight_rounding [--model M] [--positions 512]
 
 Rows, each compared with the fp32 network (BatchNorm folded) on held-out positions (value RMSE, maximum
 value error, top-1 move agreement over the legal moves):
