@@ -1,7 +1,7 @@
 """Throughput of the engine core: position encoding and each evaluator backend, side by side.
 
-    python benchmarks/bench_engine.py            # 6x64, 10x128, 20x256; batches 1..128; 1 and 2 threads
-    python benchmarks/bench_engine.py --quick    # a short run: smaller nets, fewer batch sizes
+    python -m benchmarks.bench_engine            # 6x64, 10x128, 20x256; batches 1..128; 1 and 2 threads
+    python -m benchmarks.bench_engine --quick    # seconds: a 2x32 network, batches 1 and 32 (checks it runs)
 
 Networks are random (a trained one runs at the same speed); evaluators come from ``engine.load_model``
 exactly as the engine loads them (fp32: BatchNorm folded, TorchScript-frozen; dynamic-int8: int8
@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from _common import header, median_rate, parse_net, random_net, real_boards  # isort: skip
 import torch
 
+from benchmarks.common import header, median_rate, parse_net, random_net, real_boards
 from engine import encode_batch, encode_position, load_model
 from engine.evaluators import set_torch_threads
 
@@ -87,11 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends")
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions (the median is printed)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per repetition at least")
-    parser.add_argument("--quick", action="store_true", help="short run: 6x64 and 10x128, batches 1/32/128, "
-                                                               "3 repetitions of 0.1 s, 1 thread")
+    parser.add_argument("--quick", action="store_true", help="a run of seconds that checks the benchmark works: "
+                                                               "2x32, batches 1/32, 2 repetitions of 0.05 s, 1 thread")
     args = parser.parse_args(argv)
     if args.quick:
-        args.nets, args.batch_sizes, args.reps, args.min_time = "6x64,10x128", "1,32,128", 3, 0.1
+        args.nets, args.batch_sizes, args.reps, args.min_time = "2x32", "1,32", 2, 0.05
     nets = args.nets.split(",")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]

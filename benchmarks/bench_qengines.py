@@ -6,7 +6,8 @@ TorchScript-compiled as in the saved files; then every round times fp32 and each
 size, and the table shows the median round. Ratios taken this way survive the machine's drift; the
 absolute rates do not.
 
-    python benchmarks/bench_qengines.py [--model M] [--batches 1,32,64] [--rounds 5] [--seconds 0.4]
+    python -m benchmarks.bench_qengines [--model M] [--batches 1,32,64] [--rounds 5] [--seconds 0.4]
+    python -m benchmarks.bench_qengines --quick    # a short run: batch 32, 1 round of 0.1 s, 64 calibration positions
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _common import header, median_rate, real_boards  # isort: skip
 import torch
 from torch import nn
 
 import engine
+from benchmarks.common import header, median_rate, real_boards
 from engine import encode_batch, quantization
 from engine.calibration import builtin_calibration_planes
 from engine.model_file import build_network, fp32_module, read_weights
@@ -35,19 +36,25 @@ def positions_per_second(module: nn.Module, planes: torch.Tensor, seconds: float
         return median_rate(call, reps=1, min_time_s=seconds, warmup=1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print positions/s per batch size for fp32 and each available qengine, and the ratio to fp32."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=engine.default_model_path())
     parser.add_argument("--batches", default="1,32,64")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.4)
-    args = parser.parse_args()
+    parser.add_argument("--calibration", type=int, default=None,
+                        help="calibration positions (default: all built-in ones, as azengine quantize)")
+    parser.add_argument("--quick", action="store_true",
+                        help="short run: batch 32, 1 round of 0.1 s, 64 calibration positions")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.rounds, args.seconds, args.calibration = "32", 1, 0.1, 64
     torch.set_num_threads(1)
     header(f"static int8 per qengine vs fp32: {args.model.name}, 1 thread, median of {args.rounds} rounds")
     print(f"# CPU capability reported by torch: {torch.backends.cpu.get_cpu_capability()}")
     net = build_network(read_weights(args.model)).eval()
-    calibration = builtin_calibration_planes()
+    calibration = builtin_calibration_planes()[:args.calibration]
     qengines = [q for q in ("onednn", "x86", "fbgemm") if q in torch.backends.quantized.supported_engines]
     modules: dict[str, nn.Module] = {"fp32": fp32_module(net)}
     for qengine in qengines:

@@ -1,11 +1,11 @@
 """Speed of the search: tree-only playouts/s, and engine NPS next to the evaluator's raw throughput.
 
-    python benchmarks/bench_search.py            # full run
-    python benchmarks/bench_search.py --quick    # a short run
+    python -m benchmarks.bench_search            # full run
+    python -m benchmarks.bench_search --quick    # seconds: 2 positions, few playouts, a 2x32 network
 
 (a) The tree alone: :class:`engine.UniformEvaluator` (no network), so the number is what the Cython tree,
     its C move generator and the batching cost per playout.
-(b) The engine: a random 10x128 network in fp32 and static int8 (as ``load_model`` builds them) at
+(b) The engine: a random network (``--net``, default 10x128) in fp32 and static int8 (as ``load_model`` builds them) at
     minibatch 32 and 64. Printed beside the NPS: the same evaluator's raw positions/s on batches of that
     size, and NPS / raw. A ratio near 1 means the network is the bottleneck and the tree work hides
     behind it; cache hits and terminal positions can push the ratio above 1.
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import chess
 import numpy as np
-
-from _common import header, median_rate, random_net, real_boards  # isort: skip
 import torch
 
+from benchmarks.common import header, median_rate, parse_net, random_net, real_boards
 from engine import UniformEvaluator, encode_batch, load_model
 from engine.evaluators import set_torch_threads
 from search import Limits, Searcher, SearchParams
@@ -70,14 +69,14 @@ def bench_tree(boards: list[chess.Board], nodes: int) -> None:
         print(f"{minibatch:>10} {rate:>12,.0f} {hits:>10.1%}", flush=True)
 
 
-def bench_engine(boards: list[chess.Board], nodes: int, reps: int, min_time: float) -> None:
-    """(b) NPS of a 10x128 network search beside the evaluator's raw batched throughput."""
-    print("(b) 10x128 random network: search NPS vs raw evaluator throughput at the same batch size")
+def bench_engine(boards: list[chess.Board], net: str, nodes: int, reps: int, min_time: float) -> None:
+    """(b) NPS of a random ``net`` (``BLOCKSxFILTERS``) search beside the evaluator's raw batched throughput."""
+    print(f"(b) {net} random network: search NPS vs raw evaluator throughput at the same batch size")
     print(f"{'backend':>12} {'minibatch':>10} {'search NPS':>11} {'raw pos/s':>10} {'NPS/raw':>8} {'cache hits':>11}")
     pool = encode_batch(real_boards(256))
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "random_10x128.pt"
-        torch.save(random_net(10, 128).state_dict(), path)
+        path = Path(folder) / f"random_{net}.pt"
+        torch.save(random_net(*parse_net(net)).state_dict(), path)
         for backend in ("fp32", "static-int8"):
             evaluator = load_model(path, backend=backend)
             for minibatch in (32, 64):
@@ -101,18 +100,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tree-nodes", type=int, default=20_000, help="playouts per search in (a)")
     parser.add_argument("--engine-nodes", type=int, default=3_000, help="playouts per search in (b)")
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions of the raw evaluator")
-    parser.add_argument("--quick", action="store_true", help="short run: 2 positions, fewer playouts")
+    parser.add_argument("--net", default="10x128", help="BLOCKSxFILTERS of the random network in (b)")
+    parser.add_argument("--quick", action="store_true", help="a run of seconds that checks the benchmark works: "
+                                                               "2 positions, few playouts, a 2x32 network")
     args = parser.parse_args(argv)
     min_time = 0.3
     if args.quick:
-        args.positions, args.tree_nodes, args.engine_nodes, args.reps, min_time = 2, 4_000, 500, 3, 0.1
+        args.positions, args.tree_nodes, args.engine_nodes, args.reps, min_time = 2, 2_000, 300, 2, 0.05
+        args.net = "2x32"
 
     header("azengine search benchmark")
     print(f"# torch threads {args.threads}; {args.positions} positions; fresh tree per search")
     set_torch_threads(args.threads)
     boards = positions(args.positions)
     bench_tree(boards, args.tree_nodes)
-    bench_engine(boards, args.engine_nodes, args.reps, min_time)
+    bench_engine(boards, args.net, args.engine_nodes, args.reps, min_time)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ Chooses the defaults of the ``Threads`` and ``MinibatchSize`` options: the searc
 with the network's thread pool, so the raw evaluator speed alone does not tell which setting searches
 fastest. ``onnx-int8+spin`` is ONNX Runtime with its idle threads spinning (the engine turns that off).
 
-    python benchmarks/bench_threads.py [--blocks 6 --filters 64 --nodes 3000 --backends fp32,onnx-int8]
+    python -m benchmarks.bench_threads [--blocks 6 --filters 64 --nodes 3000 --backends fp32,onnx-int8]
+    python -m benchmarks.bench_threads --quick     # seconds: a 2x32 network, 1 thread, batch 32, few nodes
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import chess
 import torch
 
+from benchmarks.common import machine_load
 from engine import onnx_backend, quantization
 from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch
@@ -55,8 +56,8 @@ def search_rate(evaluator: object, batch: int, nodes: int) -> float:
     return total / elapsed
 
 
-def main() -> None:
-    """Print the table."""
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--filters", type=int, default=64)
@@ -65,21 +66,30 @@ def main() -> None:
     parser.add_argument("--batches", default="16,32,64")
     parser.add_argument("--backends", default="fp32,static-int8",
                         help="comma-separated: fp32, static-int8, onnx-fp32, onnx-int8, onnx-int8+spin")
-    args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f} (meaningful only on a quiet machine)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds of raw evaluator timing per row")
+    parser.add_argument("--calibration", type=int, default=512, help="calibration positions of the int8 files")
+    parser.add_argument("--quick", action="store_true",
+                        help="a run of seconds that checks the benchmark works: 2x32, 1 thread, batch 32, 200 nodes, "
+                             "0.2 s of raw timing, 64 calibration positions")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.blocks, args.filters, args.nodes, args.threads, args.batches = 2, 32, 200, "1", "32"
+        args.seconds, args.calibration = 0.2, 64
+    print(f"# {machine_load()}")
     torch.manual_seed(0)
     net = AlphaZeroNet(args.blocks, args.filters).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.pt"
         torch.save(net.state_dict(), path)
-        static = quantization.quantize_static(net, [builtin_calibration_planes()[:512]])
+        calibration = builtin_calibration_planes()[:args.calibration]
+        static = quantization.quantize_static(net, [calibration])
         meta = {"kind": "static-int8", "blocks": args.blocks, "filters": args.filters,
                 "qengine": quantization.DEFAULT_QENGINE}
         (Path(tmp) / "net_static_quantized.pt").write_bytes(quantization.archive_bytes(static, meta))
         backends = args.backends.split(",")
         if any(b.startswith("onnx") for b in backends):
             fp32_onnx = onnx_backend.export_fp32(fp32_module(net))
-            int8_onnx = onnx_backend.quantize_int8(fp32_onnx, [builtin_calibration_planes()[:512]])
+            int8_onnx = onnx_backend.quantize_int8(fp32_onnx, [calibration])
             for kind, model in (("onnx-fp32", fp32_onnx), ("onnx-int8", int8_onnx)):
                 sibling_path(path, kind).write_bytes(onnx_backend.model_bytes(model, {**meta, "kind": kind}))
         for backend in backends:
@@ -90,7 +100,7 @@ def main() -> None:
                 else:
                     evaluator = load_model(path, backend, threads)
                 for batch in (int(b) for b in args.batches.split(",")):
-                    raw = raw_rate(evaluator, batch)
+                    raw = raw_rate(evaluator, batch, args.seconds)
                     nps = search_rate(evaluator, batch, args.nodes)
                     print(f"{args.blocks}x{args.filters} {backend:12s} threads {threads} batch {batch:3d}: "
                           f"raw {raw:7.0f} pos/s  search {nps:7.0f} nodes/s  ({100 * nps / raw:3.0f}% of raw)",

@@ -13,7 +13,7 @@ positions of the validation games of a shard directory and asks Stockfish again:
 and scores the network's best legal move against the stored label, the fresh one and the deep one, and
 whether it is among the stored MultiPV moves.
 
-    python benchmarks/label_agreement.py --data data/sf [--model M] [--positions 1000] [--deep-nodes 100000]
+    python -m benchmarks.experiments.label_agreement --data data/sf [--model M] [--positions 1000] [--deep-nodes 100000]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import shutil
 import time
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import chess
 import chess.engine
 import numpy as np

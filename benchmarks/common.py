@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark scripts: random networks, timing, machine load."""
+"""Shared pieces of the benchmark scripts: random networks, real positions, timing, machine load."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-try:
-    import engine  # noqa: F401
-except ImportError:  # a source checkout that was not installed: use the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import chess
 import torch
 from torch import nn
 
 from engine import AlphaZeroNet
-from engine.calibration import data_path, read_fens
+from engine.calibration import data_path
+from engine.positions import read_fens
 
 
 def parse_net(spec: str) -> tuple[int, int]:
@@ -41,7 +37,7 @@ def random_net(blocks: int, filters: int, seed: int = 0) -> AlphaZeroNet:
     return net
 
 
-def real_boards(limit: int | None = None) -> list:
+def real_boards(limit: int | None = None) -> list[chess.Board]:
     """Positions from real games shipped with the engine (held-out set first, then calibration set)."""
     boards = read_fens(data_path("heldout.fen")) + read_fens(data_path("calibration.fen"))
     return boards[:limit] if limit else boards

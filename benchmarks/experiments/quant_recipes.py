@@ -3,7 +3,7 @@
 Shows where the top-1 disagreements come from: which layers are quantized, and how, and how close the
 fp32 network's two best moves were in the positions whose best move changed.
 
-    python benchmarks/quant_recipes.py [--model engine/models/azengine_default.pt] [--calibration 1024]
+    python -m benchmarks.experiments.quant_recipes [--model engine/models/azengine_default.pt] [--calibration 1024]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import numpy as np
 import torch
 from torch import nn
@@ -32,8 +31,8 @@ from engine.encoding import encode_batch
 from engine.evaluators import ModelInfo, TorchEvaluator
 from engine.model_file import build_network, read_weights
 from engine.network import INPUT_PLANES
-from engine.priors import legal_move_indices
-from quantize.accuracy import _legal_softmax, compare
+from engine.priors import legal_move_indices, masked_softmax
+from quantize.accuracy import compare
 from quantize.positions import heldout_positions
 
 POLICY_FC = "policyHead.fc1"
@@ -83,7 +82,7 @@ def top2_gaps(reference: TorchEvaluator, boards: list) -> np.ndarray:
     logits, _ = reference.evaluate(encode_batch(boards))
     gaps = []
     for row, board in zip(logits, boards, strict=True):
-        probs = np.sort(_legal_softmax(row, np.unique(legal_move_indices(board)[1])))[::-1]
+        probs = np.sort(masked_softmax(row, np.unique(legal_move_indices(board)[1])))[::-1]
         gaps.append(probs[0] - probs[1] if len(probs) > 1 else 1.0)
     return np.array(gaps)
 

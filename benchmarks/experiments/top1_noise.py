@@ -14,7 +14,7 @@ measures, on the built-in held-out positions:
   too), and for the static recipe (in memory) with its policy Linear put back to fp32 afterwards: the
   share of the error that comes from the trunk's int8 activations and weights.
 
-    python benchmarks/top1_noise.py [--model engine/models/azengine_default.pt] [--int8 FILE ...]
+    python -m benchmarks.experiments.top1_noise [--model engine/models/azengine_default.pt] [--int8 FILE ...]
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import argparse
 import copy
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import numpy as np
 import torch
-from quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
 from torch import nn
 
 import engine
+from benchmarks.experiments.quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
 from engine import quantization
 from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch

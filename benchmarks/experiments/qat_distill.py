@@ -8,7 +8,7 @@ moves plus ``--value-weight`` x value MSE): no labels are needed, the fp32 netwo
 quarter of the run it is converted to int8 and compared with fp32 on the built-in held-out positions, like
 ``azengine quantize``'s report.
 
-    python benchmarks/qat_distill.py [--model M] [--shards data/sf --count 20000] [--steps 400]
+    python -m benchmarks.experiments.qat_distill [--model M] [--shards data/sf --count 20000] [--steps 400]
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ import random
 import time
 from pathlib import Path
 
-import _common  # noqa: F401  (puts the repository on sys.path in a source checkout)
 import chess
 import numpy as np
 import torch
 import torch.ao.nn.intrinsic.qat as nniqat
 import torch.nn.functional as F
-from quant_recipes import as_evaluator
 from torch import nn
 from torch.ao.quantization import (
     FakeQuantize,
@@ -39,6 +37,7 @@ from torch.ao.quantization import (
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
 import engine
+from benchmarks.experiments.quant_recipes import as_evaluator
 from engine import quantization
 from engine.encoding import POLICY_SIZE, encode_batch
 from engine.model_file import build_network, read_weights

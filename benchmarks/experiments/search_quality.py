@@ -1,6 +1,6 @@
 """Move quality of the search at a fixed node count, judged by Stockfish: a fast proxy for tuning.
 
-    python benchmarks/search_quality.py --nodes 300 --positions 400 \\
+    python -m benchmarks.experiments.search_quality --nodes 300 --positions 400 \\
         --config "default:" --config "pt1.4:PolicyTemperature=1.4" --config "c2.5:CPuct=2.5"
 
 Each configuration (UCI option values on top of the defaults) searches the same real positions from
@@ -21,10 +21,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from _common import header, real_boards  # isort: skip
 import chess
 import chess.engine
 
+from benchmarks.common import header, real_boards
 from engine import default_model_path, load_model
 from engine.evaluators import set_torch_threads
 from search import Limits, Searcher, SearchParams

@@ -1,6 +1,6 @@
 """Where static int8's error comes from, and whether error-compensating weight rounding (GPTQ) helps.
 
-    python benchmarks/weight_rounding.py [--model M] [--positions 512]
+    python -m benchmarks.experiments.weight_rounding [--model M] [--positions 512]
 
 Rows, each compared with the fp32 network (BatchNorm folded) on held-out positions (value RMSE, maximum
 value error, top-1 move agreement over the legal moves):
@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import copy
 
-from _common import header  # isort: skip
 import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import header
 from engine import default_model_path, encode_batch
 from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
 from engine.model_file import build_network, read_weights

@@ -1,0 +1,1 @@
+"""Benchmarks of what ships (``python -m benchmarks.<name>``, each with ``--quick``); experiments/ apart."""

@@ -1,0 +1,1 @@
+"""One-off experiments whose results are recorded in docs/notes/ (see README.md here)."""

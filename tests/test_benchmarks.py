@@ -1,0 +1,82 @@
+"""Every product benchmark in ``benchmarks/`` runs its ``--quick`` mode and prints every row it promises.
+
+The figures themselves are not checked (timings belong to the benchmarks, not to tests); only that each
+benchmark still runs against the current package and measures something: each row present, each rate
+positive.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"[\d,]+(?:\.\d+)?"
+
+
+def run_quick(name: str) -> str:
+    """``python -m benchmarks.<name> --quick`` from the repository root; its stdout (fails on a non-zero exit)."""
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, f"benchmarks.{name} --quick exited {out.returncode}:\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def numbers(line: str) -> list[float]:
+    """The numbers of a table row, thousands separators removed."""
+    return [float(n.replace(",", "")) for n in re.findall(NUMBER, line)]
+
+
+def rows(text: str, pattern: str) -> list[str]:
+    """The lines of ``text`` that match ``pattern`` at their start (leading spaces ignored)."""
+    return [line for line in text.splitlines() if re.match(r"\s*" + pattern, line)]
+
+
+def test_bench_engine_quick() -> None:
+    out = run_quick("bench_engine")
+    assert out.startswith("# azengine engine-core benchmark")
+    for label in ("encode_batch", "encode_position"):
+        (line,) = rows(out, label)
+        assert numbers(line.split(":")[1])[0] > 0, line
+    table = rows(out, r"2x32\s+1\s+")
+    assert [r.split()[2] for r in table] == ["1", "32"]  # net 2x32, 1 thread, batches 1 and 32
+    for row in table:
+        rates = numbers(row.split(None, 3)[3])  # fp32, dynamic-int8, static-int8 pos/s, then two ratios
+        assert len(rates) == 5 and all(r > 0 for r in rates), row
+
+
+def test_bench_search_quick() -> None:
+    out = run_quick("bench_search")
+    tree = out.split("(a) tree only")[1].split("(b)")[0]
+    assert [int(numbers(r)[0]) for r in rows(tree, r"\d+\s+" + NUMBER)] == [1, 32, 64]
+    assert all(numbers(r)[1] > 0 for r in rows(tree, r"\d+\s+" + NUMBER))
+    engine_rows = rows(out.split("(b)")[1], r"(fp32|static-int8)\s+\d+")
+    assert [(r.split()[0], r.split()[1]) for r in engine_rows] == [
+        ("fp32", "32"), ("fp32", "64"), ("static-int8", "32"), ("static-int8", "64")]
+    for row in engine_rows:
+        nps, raw = (float(x.replace(",", "")) for x in row.split()[2:4])
+        assert nps > 0 and raw > 0, row
+
+
+def test_bench_threads_quick() -> None:
+    out = run_quick("bench_threads")
+    table = rows(out, r"2x32 ")
+    assert [r.split()[1] for r in table] == ["fp32", "static-int8"]
+    for row in table:
+        raw, nps = (float(m) for m in re.findall(r"raw\s+(\d+) pos/s\s+search\s+(\d+) nodes/s", row)[0])
+        assert raw > 0 and nps > 0, row
+
+
+def test_bench_qengines_quick() -> None:
+    out = run_quick("bench_qengines")
+    engines = [q for q in ("onednn", "x86", "fbgemm") if q in torch.backends.quantized.supported_engines]
+    (header,) = rows(out, "batch ")
+    assert header.split() == ["batch", "fp32", *engines]
+    (row,) = rows(out, r"32\s")
+    rates = re.findall(r"(\d+) \((\d+\.\d+)x\)", row)
+    assert len(rates) == len(engines) and all(float(rate) > 0 and float(ratio) > 0 for rate, ratio in rates), row
+
