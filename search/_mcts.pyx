@@ -86,6 +86,7 @@ cdef extern from "movegen.h":
         int32_t ep
         int32_t turn
         int32_t halfmove
+        int32_t chess960
     int AZ_BLACK
     void az_init()
     int az_legal_moves(const az_pos* pos, uint16_t* out) nogil
@@ -99,10 +100,8 @@ az_init()
 
 
 cdef az_pos _position_of(object board) except *:
-    """The C position of a python-chess board (standard chess)."""
+    """The C position of a python-chess board (standard chess or Chess960, as ``board.chess960`` says)."""
     cdef az_pos p
-    if board.chess960:
-        raise ValueError("Chess960 positions are not supported")
     p.pieces[0] = board.pawns
     p.pieces[1] = board.knights
     p.pieces[2] = board.bishops
@@ -115,6 +114,7 @@ cdef az_pos _position_of(object board) except *:
     p.ep = -1 if board.ep_square is None else board.ep_square
     p.turn = 0 if board.turn == chess.WHITE else 1
     p.halfmove = board.halfmove_clock
+    p.chess960 = 1 if board.chess960 else 0
     return p
 
 
@@ -206,13 +206,22 @@ cpdef object decode_move(int code):
     return move
 
 
-cdef inline int policy_index(int code, bint black):
+cdef inline int policy_index(const az_pos* pos, int code, bint black):
     cdef int src = code & 63
     cdef int dst = (code >> 6) & 63
+    if pos.chess960 and (pos.color[pos.turn] >> dst) & 1:  # castling, king takes rook: see castling_target
+        dst = castling_target(src, dst)
     if black:
         src ^= 56
         dst ^= 56
     return PLANE_OF[src][dst] * 64 + src
+
+
+cdef inline int castling_target(int king, int rook):
+    """The square a Chess960 castling move's policy index points to (``engine.encoding.move_to_index``):
+    the king's destination on the c- or g-file, or the rook's square when the king does not move."""
+    cdef int target = (king & 56) + (2 if rook < king else 6)
+    return rook if target == king else target
 
 
 cdef class Tree:
@@ -775,7 +784,7 @@ cdef class BatchRunner:
                 code = moves[i]
                 promotion = code >> 12
                 batch.codes[count, i] = code
-                batch.index[count, i] = policy_index(code, black)
+                batch.index[count, i] = policy_index(&pos, code, black)
                 batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != QUEEN_PROMOTION else 0.0
             t.nodes[leaf].state = PENDING
             count += 1
