@@ -173,6 +173,10 @@ cdef class Position:
         """Leaf count of the legal move tree ``depth`` plies deep."""
         return _perft(&self.pos, depth)
 
+    def policy_index(self, int code):
+        """The policy index the search gives move ``code`` here (``engine.encoding.move_to_index``'s)."""
+        return policy_index(&self.pos, code, self.pos.turn == AZ_BLACK)
+
 
 cdef int64_t _perft(const az_pos* pos, int depth) nogil:
     """Leaf count below ``pos``, counting the last ply's moves without playing them."""
