@@ -3,20 +3,34 @@
 Perft of positions of the standard Chess960 perft list (the Chess Programming Wiki's "Chess960 Perft
 Results", also python-chess's ``examples/perft/chess960.perft``), then random Chess960 games where after
 every move the legal moves, key, check, clock, input bitboards and castling policy indices must equal
-python-chess's, then positions that test single castling rules, and a search that castles.
+python-chess's, then positions that test single castling rules, and a search that castles. Then
+``UCI_Chess960``: X-FEN and Shredder-FEN, castling moves in and out, the castling input planes, games
+against Stockfish through python-chess and, when fastchess or cutechess-cli is built, a short match.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
 import chess
+import chess.engine
 import pytest
 from test_movegen import assert_same_rules
+from uci_client import RawEngine, engine_command
 
-from engine import UniformEvaluator
+from engine import UniformEvaluator, encode_position
 from engine.encoding import move_to_index
 from search import Limits, Searcher, SearchParams, _mcts, position_key
+from uci.protocol import parse_position
+
+STOCKFISH = shutil.which("stockfish") or ("/usr/games/stockfish" if shutil.which("/usr/games/stockfish") else None)
+LOAD_S = 120.0
+MOVE_S = 60.0
 
 # (id in the list, position, published perft 4): ids 0-9 and every hundredth.
 CHESS960_PERFT = [
@@ -164,3 +178,102 @@ def test_search_on_a_chess960_board_castles_as_king_takes_rook() -> None:
         assert _mcts.encode_move(chess.Move.from_uci("e1b1")) in codes  # O-O-O: king e1 takes rook b1
     finally:
         searcher.close()
+
+
+def test_castling_planes_follow_the_rooks_side_of_the_king() -> None:
+    """Planes 12-15 (our O-O, their O-O, our O-O-O, their O-O-O) from the Chess960 rights."""
+    board = chess.Board("1r2k1r1/8/8/8/8/8/8/1R2K1R1 b Gb - 0 1", chess960=True)  # white g1 (h-side), black b8
+    planes = encode_position(board)  # black to move: "our" rights are black's
+    assert [bool(planes[i].all()) for i in range(12, 16)] == [False, True, True, False]
+    assert [bool(planes[i].any()) for i in range(12, 16)] == [False, True, True, False]
+    # king on g1, rook on h1: the h-side right is O-O although the king does not move
+    board = chess.Board("4k3/8/8/8/8/8/8/6KR w H - 0 1", chess960=True)
+    assert [bool(encode_position(board)[i].all()) for i in range(12, 16)] == [True, False, False, False]
+
+
+def test_parse_position_reads_x_fen_and_shredder_fen() -> None:
+    shredder = parse_position(["fen", "qrkbbnrn/pppppppp/8/8/8/8/PPPPPPPP/QRKBBNRN", "w", "GBgb", "-", "0", "1"],
+                              chess960=True).board
+    x_fen = parse_position(["fen", "qrkbbnrn/pppppppp/8/8/8/8/PPPPPPPP/QRKBBNRN", "w", "KQkq", "-", "0", "1"],
+                           chess960=True).board
+    assert shredder.chess960 and x_fen.chess960
+    assert shredder.clean_castling_rights() == x_fen.clean_castling_rights() == (
+        chess.BB_B1 | chess.BB_G1 | chess.BB_B8 | chess.BB_G8)
+    # castling moves: the king takes its rook; the king's two-square move is understood where unambiguous
+    corners = ["fen", "r3k2r/8/8/8/8/8/8/R3K2R", "w", "KQkq", "-", "0", "1", "moves"]
+    for move in ("e1h1", "e1g1"):
+        parsed = parse_position(corners + [move], chess960=True)
+        assert parsed.error is None and parsed.board.board_fen() == "r3k2r/8/8/8/8/8/8/R4RK1"
+    # standard chess as before: a standard board
+    standard = parse_position(corners + ["e1g1"]).board
+    assert standard.board_fen() == "r3k2r/8/8/8/8/8/8/R4RK1" and not standard.chess960
+
+
+@pytest.mark.parametrize(("chess960", "castle"), [(True, "e1h1"), (True, "e1a1"), (False, "e1g1"), (False, "e1c1")])
+def test_uci_castling_move_format(chess960: bool, castle: str) -> None:
+    """UCI_Chess960 on: castling is sent as the king taking its rook; off: the king's two-square move."""
+    with RawEngine() as eng:
+        eng.handshake(LOAD_S)
+        eng.send(f"setoption name UCI_Chess960 value {'true' if chess960 else 'false'}",
+                 "position fen r3k2r/pppppppp/8/8/8/8/PPPPPPPP/R3K2R w KQkq - 0 1",
+                 f"go nodes 20 searchmoves {castle}")
+        _, line, _ = eng.wait_for("bestmove", MOVE_S)
+        assert line.split()[1] == castle
+        # the engine reads its own castling move back
+        eng.send(f"position fen r3k2r/pppppppp/8/8/8/8/PPPPPPPP/R3K2R w KQkq - 0 1 moves {castle}", "d")
+        _, line, before = eng.wait_for("info string fen", MOVE_S)
+        assert line.split()[3].startswith("r3k2r/pppppppp/8/8/8/8/PPPPPPPP/"), line
+        assert not [b for b in before if "error" in b]
+        assert eng.bad_stdout_lines() == []
+
+
+@pytest.mark.skipif(STOCKFISH is None, reason="Stockfish is not installed")
+def test_chess960_game_against_stockfish_through_python_chess() -> None:
+    """python-chess sets UCI_Chess960 and sends Shredder-FENs and king-takes-rook moves; every reply is legal."""
+    rng = random.Random(96)
+    with chess.engine.SimpleEngine.popen_uci(engine_command(), timeout=LOAD_S) as ours, \
+            chess.engine.SimpleEngine.popen_uci(STOCKFISH, timeout=LOAD_S) as stockfish:
+        for number in (rng.randrange(960), 518):
+            board = chess.Board.from_chess960_pos(number)
+            while not board.is_game_over(claim_draw=True) and board.ply() < 40:
+                if board.turn == chess.WHITE:
+                    move = ours.play(board, chess.engine.Limit(nodes=40)).move
+                else:
+                    move = stockfish.play(board, chess.engine.Limit(depth=2)).move
+                assert move in board.legal_moves, f"{move} illegal in {board.fen()}"
+                board.push(move)
+
+
+# ----- a Chess960 match under a real match runner -----------------------------------------------------
+
+TOOLS = Path(os.environ.get("AZ_TOOLS", "~/.cache/azengine-tools/bin")).expanduser()
+RUNNERS = ["fastchess", "cutechess-cli"]
+
+
+@pytest.mark.skipif(STOCKFISH is None, reason="Stockfish is not installed")
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_chess960_match_under_a_runner(runner: str, tmp_path: Path) -> None:
+    """Two games from Chess960 start positions against Stockfish (the runner sets UCI_Chess960 on both):
+    no illegal move, no loss on time, no crash."""
+    binary = TOOLS / runner
+    if not binary.exists():
+        pytest.skip(f"{runner} is not built ({binary}); see ../shared/tools/build-tools.sh")
+    openings = tmp_path / "chess960.epd"
+    openings.write_text("".join(chess.Board.from_chess960_pos(n).epd(shredder=True) + "\n" for n in (100, 777)))
+    ours = " ".join(shlex.quote(part) for part in engine_command())
+    common = ["-variant", "fischerandom", "-openings", f"file={openings}", "format=epd", "order=sequential",
+              "-rounds", "1", "-games", "2", "-maxmoves", "80"]
+    if runner == "fastchess":
+        command = [str(binary), "-engine", f"cmd={ours}", "name=azengine", "-engine", f"cmd={STOCKFISH}",
+                   "name=stockfish", "-each", "tc=8+0.08", *common]
+    else:
+        command = [str(binary), "-engine", f"cmd={ours}", "name=azengine", "-engine", f"cmd={STOCKFISH}",
+                   "name=stockfish", "-each", "proto=uci", "tc=8+0.08", *common]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    output = done.stdout + done.stderr
+    finished = [line for line in output.splitlines() if line.startswith("Finished game")]
+    assert done.returncode == 0 and len(finished) == 2, output[-3000:]
+    for line in finished:
+        reason = line.rsplit("{", 1)[-1].lower()
+        assert not any(word in reason for word in ("illegal", "time", "disconnect", "stall", "crash")), line
+    assert "illegal" not in output.lower(), output[-3000:]
