@@ -36,6 +36,9 @@ NODE_BYTES = _mcts.NODE_BYTES
 EDGE_BYTES = _mcts.EDGE_BYTES
 INFO_INTERVAL_S = 1.0
 MAX_TREE_DEPTH = 500
+#: Below this time budget for a move the root's tablebase moves are chosen by WDL alone: probing DTZ
+#: after every root move (python-chess's prober) would take a large share of a short budget.
+TABLEBASE_DTZ_MIN_BUDGET_MS = 200.0
 
 
 def position_key(board: chess.Board) -> int:
@@ -210,10 +213,10 @@ class Searcher:
         self._expand_root()
         self._mark_root_mates(board.copy(stack=False))
         allowed = {_mcts.encode_move(m) for m in limits.searchmoves if m in legal} or None
-        allowed = self._tablebase_root(board, allowed)
+        budget_ms = None if limits.ponder else self._budget_ms(limits, board.turn)
+        allowed = self._tablebase_root(board, allowed, budget_ms)
         self.tree.set_excluded(allowed)
 
-        budget_ms = None if limits.ponder else self._budget_ms(limits, board.turn)
         timer_start = start
         want_nodes = limits.nodes
         stopped_by = ""
@@ -311,12 +314,15 @@ class Searcher:
                 return "smart pruning"
         return ""
 
-    def _tablebase_root(self, board: chess.Board, allowed: set[int] | None) -> set[int] | None:
-        """The root moves to search: ``allowed`` (None: all) narrowed to those the DTZ tables keep."""
+    def _tablebase_root(self, board: chess.Board, allowed: set[int] | None,
+                        budget_ms: float | None) -> set[int] | None:
+        """The root moves to search: ``allowed`` (None: all) narrowed to those the tables keep (by DTZ unless
+        the time budget is below :data:`TABLEBASE_DTZ_MIN_BUDGET_MS`, then by WDL)."""
         self._tablebase_root_decided = False
         if self.tablebases is None:
             return allowed
-        kept = self.tablebases.root_moves(board.copy(stack=False))
+        use_dtz = budget_ms is None or budget_ms >= TABLEBASE_DTZ_MIN_BUDGET_MS
+        kept = self.tablebases.root_moves(board.copy(stack=False), use_dtz=use_dtz)
         if kept is None:
             return allowed
         self.runner.tb_hits += board.legal_moves.count()

@@ -81,12 +81,13 @@ class Tablebases:
             return None
         return 1 if wdl == 2 else -1 if wdl == -2 else 0
 
-    def root_moves(self, board: chess.Board) -> list[chess.Move] | None:
-        """The legal moves DTZ keeps at the root, or None when ``board`` is not (wholly) in the tables.
+    def root_moves(self, board: chess.Board, use_dtz: bool = True) -> list[chess.Move] | None:
+        """The legal moves the tables keep at the root, or None when ``board`` is not (wholly) in them.
 
         Kept are the moves that mate or win fastest within the 50-move rule (a winning capture or pawn
         move counts as fastest: it resets the count); without a win every drawing move; without a draw
-        the moves that lose slowest.
+        the moves that lose slowest. Without ``use_dtz`` (WDL only, much faster) every winning move is
+        kept, else every drawing move, else every move.
         """
         if not self.covers(board):
             return None
@@ -95,7 +96,7 @@ class Tablebases:
             zeroing = board.is_zeroing(move)
             board.push(move)
             try:
-                rank = self._rank_after(board, zeroing)
+                rank = self._rank_after(board, zeroing) if use_dtz else self._wdl_rank_after(board)
             except KeyError:  # a table of a position after the move is missing
                 return None
             finally:
@@ -107,6 +108,13 @@ class Tablebases:
         if best[0] == _DRAW:
             return [move for rank, move in ranked if rank[0] == _DRAW]
         return [move for rank, move in ranked if rank == best]
+
+    def _wdl_rank_after(self, child: chess.Board) -> tuple[int, int]:
+        """(outcome, 0) of the move that led to ``child`` by WDL alone (cursed results are draws)."""
+        if child.is_checkmate():
+            return _MATE, 0
+        their_wdl = self.prober.probe_wdl(child)
+        return (_WIN if their_wdl == -2 else _LOSS if their_wdl == 2 else _DRAW), 0
 
     def _rank_after(self, child: chess.Board, zeroing: bool) -> tuple[int, int]:
         """(outcome, tie-break) of the move that led to ``child``, for the side that played it."""

@@ -85,6 +85,8 @@ def test_root_keeps_the_fastest_wins(tablebases: Tablebases, fen: str) -> None:
         board.pop()
     fastest = min(plies.values())
     assert all(plies.get(move) == fastest for move in kept), (kept, plies)
+    # by WDL alone (short time budgets) every winning move stays
+    assert set(tablebases.root_moves(board, use_dtz=False)) == set(plies)
 
 
 def test_root_takes_a_winning_capture_and_holds_a_draw(tablebases: Tablebases) -> None:
