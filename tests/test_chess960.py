@@ -143,13 +143,17 @@ def test_castling_rules(fen: str) -> None:
 
 
 def test_b_file_rook_shield() -> None:
-    """python-chess agrees, and the point of the position holds: O-O-O only without the a1 rook."""
+    """The point of the positions holds: O-O-O only without the a1 rook, and with the castling rook attacked."""
     shielded = chess.Board("1k6/8/8/8/8/8/8/rR1K4 w B - 0 1", chess960=True)
     assert chess.Move.from_uci("d1b1") not in shielded.legal_moves
     harmless = chess.Board("1k6/8/8/8/8/8/8/nR1K4 w B - 0 1", chess960=True)
     assert chess.Move.from_uci("d1b1") in harmless.legal_moves
     assert _mcts.encode_move(chess.Move.from_uci("d1b1")) in _mcts.Position(harmless).legal_moves()
     assert _mcts.encode_move(chess.Move.from_uci("d1b1")) not in _mcts.Position(shielded).legal_moves()
+    # the castling rook itself attacked (by the rook on b8) does not matter
+    attacked_rook = chess.Board("1r2k3/8/8/8/8/8/8/1R2K3 w B - 0 1", chess960=True)
+    assert chess.Move.from_uci("e1b1") in attacked_rook.legal_moves
+    assert _mcts.encode_move(chess.Move.from_uci("e1b1")) in _mcts.Position(attacked_rook).legal_moves()
 
 
 def test_keys_tell_chess960_rights_apart() -> None:
