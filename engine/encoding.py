@@ -5,13 +5,16 @@ side to move: when black is to move the board is mirrored (``Board.mirror()``: f
 colours swapped), so plane 0 holds the mover's pawns.
 
 * planes 0-11: P p R r B b N n Q q K k (upper case = side to move after mirroring)
-* planes 12-15: all ones when the right exists: our O-O, their O-O, our O-O-O, their O-O-O
+* planes 12-15: all ones when the right exists: our O-O, their O-O, our O-O-O, their O-O-O (Chess960:
+  the right of the rook on the h-side of the king is O-O, on the a-side O-O-O)
 
 Policy index = ``plane * 64 + from_square`` (``from_square = rank * 8 + file``, after mirroring).
 Planes ``base + distance`` (distance 1..7) for sliding moves with bases 0 east, 8 west, 16 north,
 24 south, 32 north-east, 40 south-west, 48 south-east, 56 north-west; planes 64-71 for knight jumps
 (dfile, drank) = (1,2) (2,1) (2,-1) (1,-2) (-1,2) (-2,1) (-2,-1) (-1,-2). A promotion carries no piece
-in its index, so the four promotions of one pawn move share an index.
+in its index, so the four promotions of one pawn move share an index. Chess960 castling (the king takes
+its own rook) has the index of the king's move to its destination on the c- or g-file, as standard castling
+has; when the king does not move, that of the king's move to the rook.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def move_to_index(board: chess.Board, move: chess.Move) -> int:
     All promotions of one pawn move share the index of that pawn move.
     """
     src, dst = move.from_square, move.to_square
+    if board.chess960 and board.is_castling(move):
+        dst = castling_target(src, dst)
     if board.turn == chess.BLACK:
         src ^= 56
         dst ^= 56
@@ -76,6 +81,13 @@ def move_to_index(board: chess.Board, move: chess.Move) -> int:
     if plane < 0:
         raise ValueError(f"{move.uci()} is not a queen-line or knight move")
     return plane * 64 + src
+
+
+def castling_target(king: chess.Square, rook: chess.Square) -> chess.Square:
+    """The square a Chess960 castling move (king on ``king`` takes its rook on ``rook``) is indexed by:
+    the king's destination on the c- or g-file, or ``rook`` when the king stays where it is."""
+    target = chess.square(2 if rook < king else 6, chess.square_rank(king))
+    return rook if target == king else target
 
 
 def index_to_move(board: chess.Board, index: int) -> chess.Move:
@@ -98,23 +110,30 @@ def index_to_move(board: chess.Board, index: int) -> chess.Move:
 _ALL = 0xFFFF_FFFF_FFFF_FFFF
 
 
+def _castling_planes(board: chess.Board) -> tuple[bool, bool, bool, bool]:
+    """Our O-O, their O-O, our O-O-O, their O-O-O rights (Chess960: h-side and a-side of the king)."""
+    us, them = board.turn, not board.turn
+    if board.chess960:
+        return (board.has_kingside_castling_rights(us), board.has_kingside_castling_rights(them),
+                board.has_queenside_castling_rights(us), board.has_queenside_castling_rights(them))
+    rights = board.clean_castling_rights()
+    if us == chess.WHITE:
+        our_k, their_k, our_q, their_q = chess.BB_H1, chess.BB_H8, chess.BB_A1, chess.BB_A8
+    else:
+        our_k, their_k, our_q, their_q = chess.BB_H8, chess.BB_H1, chess.BB_A8, chess.BB_A1
+    return bool(rights & our_k), bool(rights & their_k), bool(rights & our_q), bool(rights & their_q)
+
+
 def bitboard_row(board: chess.Board) -> list[int]:
     """16 bitboards of one position before the black-to-move flip (planes 12-15 all ones or zero)."""
     us = board.occupied_co[board.turn]
     them = board.occupied_co[not board.turn]
-    rights = board.clean_castling_rights()
-    if board.turn == chess.WHITE:
-        our_k, their_k, our_q, their_q = chess.BB_H1, chess.BB_H8, chess.BB_A1, chess.BB_A8
-    else:
-        our_k, their_k, our_q, their_q = chess.BB_H8, chess.BB_H1, chess.BB_A8, chess.BB_A1
     pawns, rooks, bishops = board.pawns, board.rooks, board.bishops
     knights, queens, kings = board.knights, board.queens, board.kings
     return [
         pawns & us, pawns & them, rooks & us, rooks & them, bishops & us, bishops & them,
         knights & us, knights & them, queens & us, queens & them, kings & us, kings & them,
-        _ALL if rights & our_k else 0, _ALL if rights & their_k else 0,
-        _ALL if rights & our_q else 0, _ALL if rights & their_q else 0,
-    ]
+    ] + [_ALL if right else 0 for right in _castling_planes(board)]
 
 
 def bitboards_to_planes(bitboards: np.ndarray, black_to_move: np.ndarray) -> np.ndarray:

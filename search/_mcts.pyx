@@ -43,6 +43,7 @@ cdef enum:
 DEF MAX_MOVES = 256
 DEF MAX_DEPTH = 512
 DEF QUEEN_PROMOTION = 5  # promotion field of a move code: python-chess's piece type
+DEF PROBE_CACHE_SIZE = 1000000  # tablebase results kept by position key; emptied when full
 
 cdef struct Edge:
     double w
@@ -86,6 +87,7 @@ cdef extern from "movegen.h":
         int32_t ep
         int32_t turn
         int32_t halfmove
+        int32_t chess960
     int AZ_BLACK
     void az_init()
     int az_legal_moves(const az_pos* pos, uint16_t* out) nogil
@@ -95,14 +97,15 @@ cdef extern from "movegen.h":
     uint64_t az_key(const az_pos* pos) nogil
     void az_bitboards(const az_pos* pos, uint64_t* out16) nogil
 
+cdef extern from *:
+    int __builtin_popcountll(unsigned long long) nogil
+
 az_init()
 
 
 cdef az_pos _position_of(object board) except *:
-    """The C position of a python-chess board (standard chess)."""
+    """The C position of a python-chess board (standard chess or Chess960, as ``board.chess960`` says)."""
     cdef az_pos p
-    if board.chess960:
-        raise ValueError("Chess960 positions are not supported")
     p.pieces[0] = board.pawns
     p.pieces[1] = board.knights
     p.pieces[2] = board.bishops
@@ -115,7 +118,22 @@ cdef az_pos _position_of(object board) except *:
     p.ep = -1 if board.ep_square is None else board.ep_square
     p.turn = 0 if board.turn == chess.WHITE else 1
     p.halfmove = board.halfmove_clock
+    p.chess960 = 1 if board.chess960 else 0
     return p
+
+
+cdef object _board_of(const az_pos* p):
+    """A python-chess board of a C position without castling rights (for the tablebase prober)."""
+    board = chess.Board(None)
+    board.pawns, board.knights, board.bishops = p.pieces[0], p.pieces[1], p.pieces[2]
+    board.rooks, board.queens, board.kings = p.pieces[3], p.pieces[4], p.pieces[5]
+    board.occupied_co[chess.WHITE] = p.color[0]
+    board.occupied_co[chess.BLACK] = p.color[1]
+    board.occupied = p.color[0] | p.color[1]
+    board.turn = p.turn == 0
+    board.ep_square = None if p.ep < 0 else p.ep
+    board.halfmove_clock = p.halfmove
+    return board
 
 
 cpdef int64_t position_key(object board):
@@ -173,6 +191,10 @@ cdef class Position:
         """Leaf count of the legal move tree ``depth`` plies deep."""
         return _perft(&self.pos, depth)
 
+    def policy_index(self, int code):
+        """The policy index the search gives move ``code`` here (``engine.encoding.move_to_index``'s)."""
+        return policy_index(&self.pos, code, self.pos.turn == AZ_BLACK)
+
 
 cdef int64_t _perft(const az_pos* pos, int depth) nogil:
     """Leaf count below ``pos``, counting the last ply's moves without playing them."""
@@ -206,13 +228,22 @@ cpdef object decode_move(int code):
     return move
 
 
-cdef inline int policy_index(int code, bint black):
+cdef inline int policy_index(const az_pos* pos, int code, bint black):
     cdef int src = code & 63
     cdef int dst = (code >> 6) & 63
+    if pos.chess960 and (pos.color[pos.turn] >> dst) & 1:  # castling, king takes rook: see castling_target
+        dst = castling_target(src, dst)
     if black:
         src ^= 56
         dst ^= 56
     return PLANE_OF[src][dst] * 64 + src
+
+
+cdef inline int castling_target(int king, int rook):
+    """The square a Chess960 castling move's policy index points to (``engine.encoding.move_to_index``):
+    the king's destination on the c- or g-file, or the rook's square when the king does not move."""
+    cdef int target = (king & 56) + (2 if rook < king else 6)
+    return rook if target == king else target
 
 
 cdef class Tree:
@@ -665,6 +696,10 @@ cdef class BatchRunner:
     cdef public int64_t playouts, sum_depth
     cdef public int max_depth_seen
     cdef public int collisions, cache_hits, terminal_hits
+    cdef public object tablebases     # search.tablebase.Tablebases or None
+    cdef public int tb_pieces         # probe positions with at most this many pieces (0: no tablebases)
+    cdef public object tb_cache       # dict: position key -> WDL value (1, 0, -1) or None (no table)
+    cdef public int64_t tb_hits
 
     def __init__(self, Tree tree, board, int cache_size):
         self.tree = tree
@@ -677,6 +712,24 @@ cdef class BatchRunner:
         self.collisions = 0
         self.cache_hits = 0
         self.terminal_hits = 0
+        self.set_tablebases(None)
+
+    def set_tablebases(self, tablebases):
+        """Probe ``tablebases`` (``search.tablebase.Tablebases``, or None for none) at the leaves."""
+        self.tablebases = tablebases
+        self.tb_pieces = tablebases.max_pieces if tablebases is not None else 0
+        self.tb_cache = {}
+        self.tb_hits = 0
+
+    cdef object _tablebase_value(self, const az_pos* pos, uint64_t key):
+        """WDL value (1, 0, -1) of the side to move at ``pos`` from the tables, or None; cached."""
+        value = self.tb_cache.get(<int64_t> key, self)  # the runner itself marks "not probed yet"
+        if value is self:
+            if len(self.tb_cache) >= PROBE_CACHE_SIZE:
+                self.tb_cache.clear()
+            value = self.tablebases.wdl_value(_board_of(pos))
+            self.tb_cache[<int64_t> key] = value
+        return value
 
     def set_board(self, board):
         """The root position (a python-chess Board; the game's history goes to ``Tree.set_history``)."""
@@ -729,7 +782,8 @@ cdef class BatchRunner:
             leaf = t.path_nodes[depth]
             if outcome == SEL_TERMINAL:
                 nd = &t.nodes[leaf]
-                value = -1.0 if nd.mate < 0 else 0.0
+                # mated, else the value it was found terminal with (draw 0, or a tablebase result)
+                value = -1.0 if nd.mate < 0 else (nd.wsum / nd.n if nd.n > 0 else 0.0)
                 t._backup(value, 1)
                 self.terminal_hits += 1
                 self._count_playout(depth)
@@ -749,6 +803,12 @@ cdef class BatchRunner:
             elif depth > 0 and (pos.halfmove >= 100 or t._repeats(ukey, depth)
                                 or az_insufficient_material(&pos)):
                 value = 0.0
+            elif depth > 0 and self.tb_pieces > 0 and pos.castling == 0 \
+                    and __builtin_popcountll(pos.color[0] | pos.color[1]) <= self.tb_pieces:
+                entry = self._tablebase_value(&pos, ukey)
+                if entry is not None:
+                    value = entry
+                    self.tb_hits += 1
             if value <= 1.0:
                 t.nodes[leaf].state = TERMINAL
                 t._backup(value, 1)
@@ -775,7 +835,7 @@ cdef class BatchRunner:
                 code = moves[i]
                 promotion = code >> 12
                 batch.codes[count, i] = code
-                batch.index[count, i] = policy_index(code, black)
+                batch.index[count, i] = policy_index(&pos, code, black)
                 batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != QUEEN_PROMOTION else 0.0
             t.nodes[leaf].state = PENDING
             count += 1

@@ -23,6 +23,7 @@ from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
 from engine.interface import Evaluator
 
 from . import _mcts
+from .tablebase import Tablebases
 from .timeman import time_budget_ms
 from .types import Limits, MoveStats, PvLine, Score, SearchInfo, SearchParams, SearchResult, wdl_from_q
 
@@ -35,6 +36,9 @@ NODE_BYTES = _mcts.NODE_BYTES
 EDGE_BYTES = _mcts.EDGE_BYTES
 INFO_INTERVAL_S = 1.0
 MAX_TREE_DEPTH = 500
+#: Below this time budget for a move the root's tablebase moves are chosen by WDL alone: probing DTZ
+#: after every root move (python-chess's prober) would take a large share of a short budget.
+TABLEBASE_DTZ_MIN_BUDGET_MS = 200.0
 
 
 def position_key(board: chess.Board) -> int:
@@ -68,6 +72,8 @@ class Searcher:
         self._root_board: chess.Board | None = None
         self._rng = random.Random(self.params.seed)
         self.reused_visits = 0
+        self.tablebases: Tablebases | None = None
+        self._tablebase_root_decided = False  # the tables chose the root moves: a first batch is enough
 
     # ----- control from other threads -------------------------------------------------------
 
@@ -84,6 +90,12 @@ class Searcher:
     def set_evaluator(self, evaluator: Evaluator) -> None:
         """Use another network; the tree and the cache are cleared."""
         self.evaluator = evaluator
+        self.new_game()
+
+    def set_tablebases(self, tablebases: Tablebases | None) -> None:
+        """Use these Syzygy tables (None: none) in the tree and at the root; the tree is cleared."""
+        self.tablebases = tablebases
+        self.runner.set_tablebases(tablebases)
         self.new_game()
 
     def new_game(self) -> None:
@@ -134,7 +146,7 @@ class Searcher:
         old = self._root_board
         node = -1
         if old is not None and board.move_stack[: len(old.move_stack)] == old.move_stack \
-                and board.root() == old.root():
+                and board.chess960 == old.chess960 and board.root() == old.root():
             node = 0
             for move in board.move_stack[len(old.move_stack):]:
                 node = self.tree.child_of(node, _mcts.encode_move(move))
@@ -197,12 +209,14 @@ class Searcher:
         playouts_before = self.runner.playouts
         depth_before = self.runner.sum_depth
         self.runner.max_depth_seen = 0
+        self.runner.tb_hits = 0
         self._expand_root()
         self._mark_root_mates(board.copy(stack=False))
         allowed = {_mcts.encode_move(m) for m in limits.searchmoves if m in legal} or None
+        budget_ms = None if limits.ponder else self._budget_ms(limits, board.turn)
+        allowed = self._tablebase_root(board, allowed, budget_ms)
         self.tree.set_excluded(allowed)
 
-        budget_ms = None if limits.ponder else self._budget_ms(limits, board.turn)
         timer_start = start
         want_nodes = limits.nodes
         stopped_by = ""
@@ -290,6 +304,8 @@ class Searcher:
             return "time"
         if num_legal == 1 and allowed is None:
             return "only move"
+        if self._tablebase_root_decided and searched > 0:  # every child is a tablebase result
+            return "tablebase"
         if self.params.smart_pruning_factor > 0 and searched > 0 and elapsed_ms > 0:
             nps = searched / (elapsed_ms / 1000.0)
             remaining = (budget_ms - elapsed_ms) / 1000.0 * nps / self.params.smart_pruning_factor
@@ -297,6 +313,25 @@ class Searcher:
             if len(visits) >= 2 and visits[0] - visits[1] > remaining:
                 return "smart pruning"
         return ""
+
+    def _tablebase_root(self, board: chess.Board, allowed: set[int] | None,
+                        budget_ms: float | None) -> set[int] | None:
+        """The root moves to search: ``allowed`` (None: all) narrowed to those the tables keep (by DTZ unless
+        the time budget is below :data:`TABLEBASE_DTZ_MIN_BUDGET_MS`, then by WDL)."""
+        self._tablebase_root_decided = False
+        if self.tablebases is None:
+            return allowed
+        use_dtz = budget_ms is None or budget_ms >= TABLEBASE_DTZ_MIN_BUDGET_MS
+        kept = self.tablebases.root_moves(board.copy(stack=False), use_dtz=use_dtz)
+        if kept is None:
+            return allowed
+        self.runner.tb_hits += board.legal_moves.count()
+        codes = {_mcts.encode_move(m) for m in kept}
+        narrowed = codes & allowed if allowed is not None else codes
+        if not narrowed:  # searchmoves holds none of them: search what was asked
+            return allowed
+        self._tablebase_root_decided = True
+        return narrowed
 
     # ----- results ---------------------------------------------------------------------------
 
@@ -349,6 +384,7 @@ class Searcher:
             depth=max(1, math.ceil(avg_depth)), seldepth=max(1, self.runner.max_depth_seen),
             time_ms=int(elapsed * 1000), nodes=nodes, nps=int(searched / elapsed),
             hashfull=min(1000, hashfull), lines=lines, stats=stats,
+            tbhits=self.runner.tb_hits if self.tablebases is not None else None,
         )
 
     def _choose_move(self, board: chess.Board, info: SearchInfo) -> tuple[chess.Move | None, chess.Move | None]:

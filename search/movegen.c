@@ -120,11 +120,28 @@ static inline int piece_on(const az_pos *p, int sq) {
     return -1;
 }
 
+/* Chess960 castling, the king taking its own rook on ``rook``: king to the c- or g-file, rook to d or f. */
+static void castle_960(az_pos *p, int king, int rook) {
+    int us = p->turn, base = king & 56, a_side = rook < king;
+    uint64_t king_to = BB(base + (a_side ? 2 : 6)), rook_to = BB(base + (a_side ? 3 : 5));
+    p->pieces[AZ_KING] = (p->pieces[AZ_KING] & ~BB(king)) | king_to;
+    p->pieces[AZ_ROOK] = (p->pieces[AZ_ROOK] & ~BB(rook)) | rook_to;
+    p->color[us] = (p->color[us] & ~(BB(king) | BB(rook))) | king_to | rook_to;
+    p->castling &= us == AZ_WHITE ? ~RANK_1 : ~RANK_8;
+    p->halfmove += 1;
+    p->ep = -1;
+    p->turn = us ^ 1;
+}
+
 void az_make_move(az_pos *p, uint16_t move) {
     int from = move & 63, to = (move >> 6) & 63, promotion = (move >> 12) & 7;
     int us = p->turn, them = us ^ 1;
     uint64_t from_bb = BB(from), to_bb = BB(to);
     int piece = piece_on(p, from);
+    if (piece == AZ_KING && (p->color[us] & to_bb)) {
+        castle_960(p, from, to);
+        return;
+    }
     int captured = (p->color[them] & to_bb) ? piece_on(p, to) : -1;
 
     p->halfmove += 1;
@@ -145,7 +162,7 @@ void az_make_move(az_pos *p, uint16_t move) {
             p->color[them] &= ~victim;
         }
     } else if (piece == AZ_KING) {
-        p->castling &= us == AZ_WHITE ? ~(BB(A1) | BB(H1)) : ~(BB(A8) | BB(H8));
+        p->castling &= us == AZ_WHITE ? ~RANK_1 : ~RANK_8;
         if (to - from == 2 || from - to == 2) { /* castling: the rook jumps over the king */
             int rook_from = to > from ? to + 1 : to - 2, rook_to = to > from ? to - 1 : to + 1;
             uint64_t rook_move = BB(rook_from) | BB(rook_to);
@@ -199,6 +216,37 @@ static int castling_moves(const az_pos *p, uint64_t occupied, uint16_t *out, int
     return n;
 }
 
+/* Squares strictly between ``a`` and ``b`` on one rank. */
+static inline uint64_t between_on_rank(int a, int b) {
+    int low = a < b ? a : b, high = a < b ? b : a;
+    return (BB(high) - 1) & ~((BB(low) << 1) - 1);
+}
+
+/* Chess960 castling (also right for standard positions): every square the king and the rook cross or land
+ * on is empty but for the two of them; the king is not attacked on its square or any it crosses (with the
+ * king gone from its square), nor on its destination once the rook has moved (keep_if_legal plays the move,
+ * so a rook that shielded the king's destination along the rank counts). */
+static int castling_moves_960(const az_pos *p, uint64_t occupied, uint16_t *out, int n) {
+    int us = p->turn, them = us ^ 1;
+    uint64_t back = us == AZ_WHITE ? RANK_1 : RANK_8;
+    uint64_t king_bb = p->pieces[AZ_KING] & p->color[us] & back, rights = p->castling & back;
+    if (!king_bb || !rights) return n;
+    int king = lsb(king_bb), base = king & 56;
+    uint64_t without_king = occupied ^ king_bb;
+    if (attacked(p, king, them, without_king)) return n;
+    for (; rights; rights &= rights - 1) {
+        int rook = lsb(rights), a_side = rook < king;
+        int king_to = base + (a_side ? 2 : 6), rook_to = base + (a_side ? 3 : 5);
+        uint64_t king_path = between_on_rank(king, king_to);
+        uint64_t crossed = king_path | between_on_rank(rook, rook_to) | BB(king_to) | BB(rook_to);
+        if ((without_king ^ BB(rook)) & crossed) continue;
+        int safe = 1;
+        for (uint64_t b = king_path; b && safe; b &= b - 1) safe = !attacked(p, lsb(b), them, without_king);
+        if (safe) n = keep_if_legal(p, (uint16_t)(king | (rook << 6)), out, n);
+    }
+    return n;
+}
+
 int az_legal_moves(const az_pos *p, uint16_t *out) {
     int us = p->turn, n = 0;
     uint64_t own = p->color[us], enemy = p->color[us ^ 1], occupied = own | enemy, empty = ~occupied;
@@ -225,7 +273,7 @@ int az_legal_moves(const az_pos *p, uint16_t *out) {
         n = add_targets(p, lsb(b), rook_attacks(lsb(b), occupied) & ~own, out, n);
     for (b = p->pieces[AZ_KING] & own; b; b &= b - 1)
         n = add_targets(p, lsb(b), KING_ATTACKS[lsb(b)] & ~own, out, n);
-    return castling_moves(p, occupied, out, n);
+    return p->chess960 ? castling_moves_960(p, occupied, out, n) : castling_moves(p, occupied, out, n);
 }
 
 /* Whether the side to move has a legal en passant capture (the e.p. square then counts in the key). */
@@ -251,7 +299,7 @@ uint64_t az_key(const az_pos *p) {
     uint64_t fields[11] = {
         p->pieces[AZ_PAWN], p->pieces[AZ_KNIGHT], p->pieces[AZ_BISHOP], p->pieces[AZ_ROOK],
         p->pieces[AZ_QUEEN], p->pieces[AZ_KING], p->color[AZ_WHITE], p->color[AZ_BLACK],
-        p->turn == AZ_WHITE, p->castling,
+        p->turn == AZ_WHITE, p->castling | (p->chess960 && p->castling ? BB(8) : 0), /* a2: never a right */
         has_legal_en_passant(p) ? (uint64_t)p->ep : 0xFFFFFFFFFFFFFFFFULL,
     };
     uint64_t h = 0x243F6A8885A308D3ULL;
@@ -285,6 +333,20 @@ void az_bitboards(const az_pos *p, uint64_t *out) {
     }
     int white = p->turn == AZ_WHITE;
     uint64_t all = 0xFFFFFFFFFFFFFFFFULL;
+    if (p->chess960) { /* h-side rights (O-O) and a-side rights (O-O-O), by the king's file */
+        uint64_t h_side[2], a_side[2];
+        for (int c = 0; c < 2; c++) {
+            uint64_t back = c == AZ_WHITE ? RANK_1 : RANK_8, king = p->pieces[AZ_KING] & p->color[c] & back;
+            uint64_t rights = king ? p->castling & back : 0;
+            h_side[c] = rights & ~((king << 1) - 1);
+            a_side[c] = rights & (king - 1);
+        }
+        out[12] = h_side[p->turn] ? all : 0;
+        out[13] = h_side[p->turn ^ 1] ? all : 0;
+        out[14] = a_side[p->turn] ? all : 0;
+        out[15] = a_side[p->turn ^ 1] ? all : 0;
+        return;
+    }
     out[12] = (p->castling & (white ? BB(H1) : BB(H8))) ? all : 0;
     out[13] = (p->castling & (white ? BB(H8) : BB(H1))) ? all : 0;
     out[14] = (p->castling & (white ? BB(A1) : BB(A8))) ? all : 0;

@@ -131,6 +131,7 @@ class SearchInfo:
     hashfull: int
     lines: list[PvLine]
     stats: list[MoveStats]
+    tbhits: int | None = None  # tablebase results used in this search; None without tablebases
 
 
 @dataclass

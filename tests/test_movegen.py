@@ -104,7 +104,3 @@ def test_special_positions_follow_python_chess(fen: str) -> None:
         assert_same_rules(child, board)
         board.pop()
 
-
-def test_chess960_is_refused() -> None:
-    with pytest.raises(ValueError, match="Chess960"):
-        _mcts.Position(chess.Board.from_chess960_pos(100))

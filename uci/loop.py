@@ -18,6 +18,7 @@ import chess
 import engine
 from engine.interface import Evaluator, UniformEvaluator
 from search import Limits, Searcher, SearchInfo, SearchParams, SearchResult
+from search.tablebase import Tablebases
 
 from . import __version__
 from .options import DEFAULT_WEIGHTS, OPTIONS, OptionError, OptionValues
@@ -50,6 +51,7 @@ class UciEngine:
         self.params = SearchParams()
         self.evaluator: Evaluator | None = None
         self.searcher: Searcher | None = None
+        self.tablebases: Tablebases | None = None
         self._loaded_key: tuple[str, str] | None = None
         self._search_thread: threading.Thread | None = None
         self._pondering = False
@@ -97,6 +99,7 @@ class UciEngine:
         self.ensure_model()
         if self.searcher is None:
             self.searcher = Searcher(self.evaluator or UniformEvaluator(), self.params)
+            self.searcher.set_tablebases(self.tablebases)
         return self.searcher
 
     def searching(self) -> bool:
@@ -154,6 +157,24 @@ class UciEngine:
             from engine.backends.torch_backend import set_torch_threads
 
             set_torch_threads(typed)
+        elif key == "uci_chess960":
+            self.board = chess.Board(self.board.fen(), chess960=typed)
+        elif key == "syzygypath":
+            self._open_tablebases(typed)
+
+    def _open_tablebases(self, path_list: str) -> None:
+        """Open the Syzygy tables of ``SyzygyPath`` (``<empty>``: none); what was found goes out as info string."""
+        if self.searching():  # the running search probes the current tables
+            self.cmd_stop([])
+        old, self.tablebases = self.tablebases, None
+        if path_list.strip() not in ("", "<empty>"):
+            opened = Tablebases.open(path_list)
+            self.tablebases = opened.tablebases
+            self.info_string(opened.message)
+        if self.searcher is not None:
+            self.searcher.set_tablebases(self.tablebases)
+        if old is not None:
+            old.close()
 
     def cmd_ucinewgame(self, args: list[str]) -> None:
         if self.searching():  # an infinite or ponder search would never end: joining it would hang the loop
@@ -161,13 +182,13 @@ class UciEngine:
         self._wait_search()
         if self.searcher is not None:
             self.searcher.new_game()
-        self.board = chess.Board()
+        self.board = chess.Board(chess960=self.options["UCI_Chess960"])
 
     def cmd_position(self, args: list[str]) -> None:
         if self.searching():
             self.info_string("error: position ignored while searching; send stop first")
             return
-        parsed = parse_position(args)
+        parsed = parse_position(args, chess960=self.options["UCI_Chess960"])
         self.board = parsed.board
         if parsed.error:
             self.info_string(f"error: {parsed.error}")

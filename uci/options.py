@@ -121,6 +121,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("VerboseMoveStats", "check", False, "Per-move statistics of the root as 'info string' lines."),
     Option("UCI_ShowWDL", "check", False, "Add win/draw/loss per mille to 'info' lines (derived from Q)."),
     Option("Ponder", "check", False, "Let the GUI use 'go ponder' (thinking on the opponent's time)."),
+    Option("UCI_Chess960", "check", False,
+           "Chess960 (Fischer random): 'position fen' takes X-FEN and Shredder-FEN, castling moves are "
+           "sent and read as the king taking its own rook (e1h1)."),
+    Option("SyzygyPath", "string", "<empty>",
+           "Directories of Syzygy tablebases, separated by ':' (';' on Windows). Positions the tables hold "
+           "are not evaluated by the network but scored by their win/draw/loss (within the 50-move rule); "
+           "at the root the distance-to-zero tables choose the moves. <empty>: none."),
     Option("Temperature", "float", 0.0,
            "Choose the move at random, weighted by visits^(1/T), in the first TempCutoffMove moves (0: best "
            "move always). Use 0.5-1 in matches so that games differ.", 0.0, 100.0),

@@ -24,9 +24,11 @@ class ParsedPosition:
     error: str | None = None
 
 
-def parse_position(args: list[str]) -> ParsedPosition:
+def parse_position(args: list[str], chess960: bool = False) -> ParsedPosition:
     """Parse the arguments of ``position startpos|fen <fen> [moves m1 m2 ...]``.
 
+    With ``chess960`` the board is a Chess960 board: the FEN may be an X-FEN or a Shredder-FEN and
+    castling moves are the king taking its rook (``e1h1``; ``e1g1`` is understood where unambiguous).
     A bad FEN raises :class:`UciParseError`. An illegal or malformed move stops the move list there:
     the board holds the moves before it and ``error`` says which move was refused.
     """
@@ -42,13 +44,13 @@ def parse_position(args: list[str]) -> ParsedPosition:
     if head[0] == "startpos":
         if len(head) != 1:
             raise UciParseError(f"unexpected words after startpos: {' '.join(head[1:])}")
-        board = chess.Board()
+        board = chess.Board(chess960=chess960)
     elif head[0] == "fen":
         fen = " ".join(head[1:])
         if not fen:
             raise UciParseError("position fen needs a FEN")
         try:
-            board = chess.Board(fen)
+            board = chess.Board(fen, chess960=chess960)
         except ValueError as exc:
             raise UciParseError(f"bad FEN {fen!r}: {exc}") from None
         if not board.is_valid():
@@ -57,10 +59,12 @@ def parse_position(args: list[str]) -> ParsedPosition:
         raise UciParseError(f"position needs 'startpos' or 'fen', not {head[0]!r}")
     for text in moves:
         try:
-            move = chess.Move.from_uci(text)
+            move = board.parse_uci(text) if chess960 else chess.Move.from_uci(text)
+        except chess.IllegalMoveError:
+            move = None
         except ValueError:
             return ParsedPosition(board, f"malformed move {text!r}; position set up to the move before it")
-        if move not in board.legal_moves:
+        if move is None or move not in board.legal_moves:
             return ParsedPosition(board, f"illegal move {text} in {board.fen()}; position set up to the move "
                                          f"before it")
         board.push(move)
@@ -130,6 +134,8 @@ def format_info(info: SearchInfo, show_wdl: bool) -> list[str]:
     """The ``info`` lines of a search report, one per MultiPV line."""
     head = (f"info depth {info.depth} seldepth {info.seldepth} time {info.time_ms} nodes {info.nodes} "
             f"nps {info.nps} hashfull {info.hashfull}")
+    if info.tbhits is not None:
+        head += f" tbhits {info.tbhits}"
     out = []
     for line in info.lines:
         text = f"{head} multipv {line.multipv} score {line.score.uci()}"
