@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.common import header, median_rate, parse_net, random_net, real_boards
 from engine import encode_batch, encode_position, load_model
-from engine.evaluators import set_torch_threads
+from engine.backends.torch_backend import set_torch_threads
 
 BACKENDS = ("fp32", "dynamic-int8", "static-int8")
 

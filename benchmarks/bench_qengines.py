@@ -21,9 +21,13 @@ from torch import nn
 
 import engine
 from benchmarks.common import header, median_rate, real_boards
-from engine import encode_batch, quantization
-from engine.calibration import builtin_calibration_planes
-from engine.model_file import build_network, fp32_module, read_weights
+from engine import encode_batch
+from engine.backends.torch_backend import set_qengine
+from engine.nets.files import read_weights
+from engine.nets.torch_files import build_network
+from engine.quant import torch_int8
+from engine.quant.calibration import builtin_calibration_planes
+from engine.torch_conversions import fp32_module
 
 
 def positions_per_second(module: nn.Module, planes: torch.Tensor, seconds: float) -> float:
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     qengines = [q for q in ("onednn", "x86", "fbgemm") if q in torch.backends.quantized.supported_engines]
     modules: dict[str, nn.Module] = {"fp32": fp32_module(net)}
     for qengine in qengines:
-        modules[qengine] = quantization.to_torchscript(quantization.quantize_static(
+        modules[qengine] = torch_int8.to_torchscript(torch_int8.quantize_static(
             net, (calibration[i:i + 64] for i in range(0, len(calibration), 64)), qengine=qengine))
     batches = [int(b) for b in args.batches.split(",")]
     boards = real_boards(max(batches))
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.rounds):
             for name, module in modules.items():
                 if name != "fp32":
-                    quantization.set_qengine(name)  # a module runs with the engine it was packed for
+                    set_qengine(name)  # a module runs with the engine it was packed for
                 rates[name].append(positions_per_second(module, x, args.seconds))
         median = {name: statistics.median(values) for name, values in rates.items()}
         cells = [f"{median['fp32']:16.0f}"]

@@ -27,7 +27,7 @@ import torch
 
 from benchmarks.common import header, median_rate, parse_net, random_net, real_boards
 from engine import UniformEvaluator, encode_batch, load_model
-from engine.evaluators import set_torch_threads
+from engine.backends.torch_backend import set_torch_threads
 from search import Limits, Searcher, SearchParams
 
 OPENING_AND_MIDDLEGAME = [

@@ -19,11 +19,14 @@ import chess
 import torch
 
 from benchmarks.common import machine_load
-from engine import onnx_backend, quantization
-from engine.calibration import builtin_calibration_planes
+from engine.backends import onnx_backend
 from engine.encoding import encode_batch
-from engine.model_file import fp32_module, load_model, sibling_path
-from engine.network import AlphaZeroNet
+from engine.loader import load_model
+from engine.nets.alphazero import AlphaZeroNet
+from engine.nets.files import sibling_path
+from engine.quant import onnx_int8, torch_int8
+from engine.quant.calibration import builtin_calibration_planes
+from engine.torch_conversions import fp32_module
 from search import Limits, Searcher, SearchParams
 
 FENS = (
@@ -82,16 +85,16 @@ def main(argv: list[str] | None = None) -> None:
         path = Path(tmp) / "net.pt"
         torch.save(net.state_dict(), path)
         calibration = builtin_calibration_planes()[:args.calibration]
-        static = quantization.quantize_static(net, [calibration])
+        static = torch_int8.quantize_static(net, [calibration])
         meta = {"kind": "static-int8", "blocks": args.blocks, "filters": args.filters,
-                "qengine": quantization.DEFAULT_QENGINE}
-        (Path(tmp) / "net_static_quantized.pt").write_bytes(quantization.archive_bytes(static, meta))
+                "qengine": torch_int8.DEFAULT_QENGINE}
+        (Path(tmp) / "net_static_quantized.pt").write_bytes(torch_int8.archive_bytes(static, meta))
         backends = args.backends.split(",")
         if any(b.startswith("onnx") for b in backends):
-            fp32_onnx = onnx_backend.export_fp32(fp32_module(net))
-            int8_onnx = onnx_backend.quantize_int8(fp32_onnx, [calibration])
+            fp32_onnx = onnx_int8.export_fp32(fp32_module(net))
+            int8_onnx = onnx_int8.quantize_int8(fp32_onnx, [calibration])
             for kind, model in (("onnx-fp32", fp32_onnx), ("onnx-int8", int8_onnx)):
-                sibling_path(path, kind).write_bytes(onnx_backend.model_bytes(model, {**meta, "kind": kind}))
+                sibling_path(path, kind).write_bytes(onnx_int8.model_bytes(model, {**meta, "kind": kind}))
         for backend in backends:
             for threads in (int(t) for t in args.threads.split(",")):
                 if backend.endswith("+spin"):

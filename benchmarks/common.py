@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from engine import AlphaZeroNet
-from engine.calibration import data_path
+from engine.bundled import data_path
 from engine.positions import read_fens
 
 

@@ -28,11 +28,11 @@ import numpy as np
 
 import engine
 from engine.encoding import encode_batch, move_to_index
-from engine.model_file import load_model
+from engine.loader import load_model
 from engine.priors import legal_move_indices
+from engine.quant.accuracy import evaluate_all
 from engine.training.shards import list_shards, load_shards, validation_mask
 from engine.training.train import VALIDATION_FRACTION
-from quantize.accuracy import evaluate_all
 
 
 def stockfish_move_index(sf: chess.engine.SimpleEngine, board: chess.Board, nodes: int, multipv: int) -> int:

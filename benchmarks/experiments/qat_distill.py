@@ -38,12 +38,13 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
 import engine
 from benchmarks.experiments.quant_recipes import as_evaluator
-from engine import quantization
 from engine.encoding import POLICY_SIZE, encode_batch
-from engine.model_file import build_network, read_weights
+from engine.nets.files import read_weights
+from engine.nets.torch_files import build_network
 from engine.priors import legal_move_indices
-from quantize.accuracy import compare
-from quantize.positions import calibration_positions, heldout_positions
+from engine.quant import torch_int8 as quantization
+from engine.quant.accuracy import compare
+from engine.quant.calibration import calibration_positions, heldout_positions
 
 
 def shard_positions(directory: Path, count: int, seed: int = 1) -> list[chess.Board]:
@@ -60,7 +61,7 @@ def shard_positions(directory: Path, count: int, seed: int = 1) -> list[chess.Bo
 
 
 def qat_mapping() -> QConfigMapping:
-    """Fake-quantized counterpart of :func:`engine.quantization.static_qconfig_mapping` (onednn)."""
+    """Fake-quantized counterpart of :func:`engine.quant.torch_int8.static_qconfig_mapping` (onednn)."""
     activation = FakeQuantize.with_args(observer=MinMaxObserver, quant_min=0, quant_max=255, dtype=torch.quint8)
     weight = FakeQuantize.with_args(observer=PerChannelMinMaxObserver, quant_min=-128, quant_max=127,
                                     dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)

@@ -25,15 +25,16 @@ from torch.ao.quantization import (
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 import engine
-from engine import quantization
-from engine.calibration import builtin_calibration_planes
+from engine.backends.torch_backend import TorchEvaluator
 from engine.encoding import encode_batch
-from engine.evaluators import ModelInfo, TorchEvaluator
-from engine.model_file import build_network, read_weights
-from engine.network import INPUT_PLANES
+from engine.interface import ModelInfo
+from engine.nets.alphazero import INPUT_PLANES
+from engine.nets.files import read_weights
+from engine.nets.torch_files import build_network
 from engine.priors import legal_move_indices, masked_softmax
-from quantize.accuracy import compare
-from quantize.positions import heldout_positions
+from engine.quant import torch_int8 as quantization
+from engine.quant.accuracy import compare
+from engine.quant.calibration import builtin_calibration_planes, heldout_positions
 
 POLICY_FC = "policyHead.fc1"
 

@@ -26,7 +26,7 @@ import chess.engine
 
 from benchmarks.common import header, real_boards
 from engine import default_model_path, load_model
-from engine.evaluators import set_torch_threads
+from engine.backends.torch_backend import set_torch_threads
 from search import Limits, Searcher, SearchParams
 from uci.loop import SEARCH_PARAM_OF_OPTION
 from uci.options import OptionValues

@@ -29,15 +29,16 @@ from torch import nn
 
 import engine
 from benchmarks.experiments.quant_recipes import POLICY_FC, as_evaluator, weight_only_int8
-from engine import quantization
-from engine.calibration import builtin_calibration_planes
 from engine.encoding import encode_batch
 from engine.interface import Evaluator
-from engine.model_file import build_network, load_model, read_weights, sibling_path
+from engine.loader import load_model
+from engine.nets.files import read_weights, sibling_path
+from engine.nets.torch_files import build_network
 from engine.priors import legal_move_indices
-from engine.weight_rounding import gptq_round, gram
-from quantize.accuracy import evaluate_all as evaluate
-from quantize.positions import heldout_positions
+from engine.quant import torch_int8 as quantization
+from engine.quant.accuracy import evaluate_all as evaluate
+from engine.quant.calibration import builtin_calibration_planes, heldout_positions
+from engine.quant.gptq import gptq_round, gram
 
 CALIBRATION_POSITIONS = 1024
 NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)

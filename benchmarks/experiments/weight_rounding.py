@@ -13,10 +13,10 @@ value error, top-1 move agreement over the legal moves):
 2. static int8 (int8 activations too) without the residual stream's equalization, with round-to-nearest
    or GPTQ weights (the same scales, computed in one forward pass over the calibration positions through
    the int8 network itself), each with and without bias correction;
-3. the shipped recipe (``engine.quantization.quantize_static``: equalized, GPTQ on the first 512
+3. the shipped recipe (``engine.quant.torch_int8.quantize_static``: equalized, GPTQ on the first 512
    calibration positions, bias corrected) and the same with round-to-nearest weights.
 
-GPTQ itself is ``engine.weight_rounding``.
+GPTQ itself is ``engine.quant.gptq``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ from torch import nn
 
 from benchmarks.common import header
 from engine import default_model_path, encode_batch
-from engine.calibration import builtin_calibration_planes, builtin_heldout_boards
-from engine.model_file import build_network, read_weights
+from engine.nets.files import read_weights
+from engine.nets.torch_files import build_network
 from engine.priors import legal_move_indices
-from engine.quantization import (
+from engine.quant.calibration import builtin_calibration_planes
+from engine.quant.calibration import heldout_positions as builtin_heldout_boards
+from engine.quant.gptq import gptq_round, gram, round_weights_gptq
+from engine.quant.torch_int8 import (
     DEFAULT_QENGINE,
     correct_bias,
     fold_batchnorm,
@@ -42,7 +45,6 @@ from engine.quantization import (
     set_qengine,
     static_qconfig_mapping,
 )
-from engine.weight_rounding import gptq_round, gram, round_weights_gptq
 
 
 def nearest(weight: torch.Tensor) -> torch.Tensor:

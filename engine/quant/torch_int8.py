@@ -112,10 +112,10 @@ def quantize_static(
     inference. Then, in order:
 
     - with ``equalize``, the residual stream's channels are rescaled on those positions so that each uses
-      its tensor's whole int8 range (:func:`engine.equalization.equalize_stream`; exact in fp32);
+      its tensor's whole int8 range (:func:`engine.quant.equalization.equalize_stream`; exact in fp32);
     - observers record the activation ranges (``progress`` is called with each batch's size);
     - with ``weight_rounding="gptq"`` the int8 weights are rounded by GPTQ on the first ``GPTQ_POSITIONS``
-      calibration positions (:func:`engine.weight_rounding.round_weights_gptq`) instead of to nearest (``"nearest"``);
+      calibration positions (:func:`engine.quant.gptq.round_weights_gptq`) instead of to nearest (``"nearest"``);
     - with ``bias_correction`` the int8 layers' biases are corrected on the same positions
       (:func:`correct_bias`; ``on_correction`` gets its :class:`BiasCorrection`).
 

@@ -1,4 +1,4 @@
-"""Supervised training of :class:`engine.network.AlphaZeroNet` on Stockfish-labelled shards.
+"""Supervised training of :class:`engine.nets.alphazero.AlphaZeroNet` on Stockfish-labelled shards.
 
 ``python -m engine.training.train --data data/sf --blocks 6 --filters 64 --out runs/r1``
 
