@@ -12,7 +12,8 @@ from .backends import onnx_backend
 from .bundled import default_model_path
 from .errors import ModelFileError
 from .interface import BACKENDS, Evaluator
-from .nets.files import WeightsFile, read_onnx_weights, read_weights, sibling_path
+from .nets.files import read_onnx_weights, read_weights, sibling_path
+from .nets.weights_file import WeightsFile
 
 
 def load_model(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:

@@ -9,8 +9,8 @@ from .backends.torch_backend import TorchEvaluator, set_torch_threads
 from .errors import ModelFileError
 from .interface import Evaluator, ModelInfo
 from .nets.alphazero import AlphaZeroNet
-from .nets.files import WeightsFile
 from .nets.torch_files import build_network, summary
+from .nets.weights_file import WeightsFile
 from .quant import onnx_int8, torch_int8
 from .quant.calibration import builtin_calibration_planes
 

@@ -16,7 +16,7 @@ import torch
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..errors import ModelFileError
 from .alphazero import AlphaZeroNet, architecture_of
-from .files import EXPECTED, WeightsFile
+from .weights_file import EXPECTED, WeightsFile
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,42 @@
+"""What a model file is, once read: :class:`WeightsFile` (torch-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError
+from ..interface import ModelInfo
+
+EXPECTED = ("an azengine / pytorch-alpha-zero AlphaZeroNet model (.pt state_dict, TorchScript archive "
+            "or .onnx file)")
+
+
+@dataclass
+class WeightsFile:
+    """A model file read from disk: what kind it is and its contents (not yet an evaluator)."""
+
+    path: Path
+    kind: str  # "fp32" | "dynamic-int8" | "static-int8" | "onnx-fp32" | "onnx-int8"
+    blocks: int
+    filters: int
+    state_dict: Mapping[str, Any] | None = None  # state_dict files
+    module: Any = None  # TorchScript archives
+    onnx_bytes: bytes | None = None  # ONNX models
+    metadata: dict[str, Any] | None = None
+
+    def info(self, kind: str | None = None) -> ModelInfo:
+        """A :class:`ModelInfo` for this file, optionally for an evaluator of another kind."""
+        return ModelInfo(str(self.path), kind or self.kind, self.blocks, self.filters, dict(self.metadata or {}))
+
+
+def check_file(path: Path) -> None:
+    """:class:`ModelFileError` unless ``path`` is a non-empty regular file."""
+    if not path.exists():
+        raise ModelFileError(path, f"no such file; expected {EXPECTED}")
+    if not path.is_file():
+        raise ModelFileError(path, f"is not a regular file; expected {EXPECTED}")
+    if path.stat().st_size == 0:
+        raise ModelFileError(path, f"file is empty; expected {EXPECTED}")
