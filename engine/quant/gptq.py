@@ -50,7 +50,7 @@ def gptq_round(weight: torch.Tensor, gram_matrix: torch.Tensor, scales: torch.Te
 
     The columns are rounded in order of decreasing input energy (the Gram matrix's diagonal, GPTQ's
     "act-order"), so the inputs that matter most are rounded while the most columns remain to absorb the
-    error: value RMSE against fp32, 1,200 held-out positions, v5 0.0205 -> 0.0198, v3 0.0202 -> 0.0191.
+    error.
     """
     order = torch.argsort(torch.diag(gram_matrix), descending=True)
     w = weight.reshape(weight.shape[0], -1)[:, order].double()
