@@ -65,39 +65,6 @@ def _read_archive(path: Path) -> WeightsFile:
                        module=module, metadata=metadata)
 
 
-def _is_torchscript(path: Path) -> bool:
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    return any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names)
-
-
-def _read_archive(path: Path) -> WeightsFile:
-    extra = {METADATA_FILE: ""}
-    with quiet():
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    try:
-        metadata = json.loads(extra[METADATA_FILE] or "{}")
-    except ValueError as exc:
-        raise ModelFileError(path, f"archive metadata is not JSON ({exc})") from exc
-    kind = metadata.get("kind")
-    if kind not in ("dynamic-int8", "static-int8"):  # fp32 models are state_dicts, never archives
-        raise ModelFileError(path, f"TorchScript archive without azengine metadata; expected {EXPECTED}")
-    engine = metadata.get("qengine")
-    if engine:
-        try:
-            set_qengine(engine)
-        except ValueError as exc:
-            raise ModelFileError(path, str(exc)) from exc
-    module.eval()
-    with torch.inference_mode():  # one probe: an archive of some other module must not pass as a network
-        out = module(torch.zeros(1, 16, 8, 8))
-    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608) and out[1].numel() == 1):
-        raise ModelFileError(path, f"TorchScript archive does not map planes (1, 16, 8, 8) to (logits (1, 4608), "
-                                   f"value); expected {EXPECTED}")
-    return WeightsFile(path, kind, int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
-                       module=module, metadata=metadata)
-
-
 def _read_state_dict(path: Path) -> WeightsFile:
     try:
         with quiet():
