@@ -132,6 +132,34 @@ def _summary(exc: BaseException) -> str:
     return " ".join(lines[:2])[:300] if lines else type(exc).__name__
 
 
+# --- lc0 networks (engine/nets/lc0): read into a torch module behind the 16-plane interface --------------
+def _looks_like_lc0(path: Path) -> bool:
+    from .nets.lc0.weights import looks_like_lc0
+
+    return looks_like_lc0(path)
+
+
+def _read_lc0(path: Path) -> WeightsFile:
+    from .nets.lc0.adapter import load_lc0_as_16_plane
+
+    module, metadata = load_lc0_as_16_plane(path)
+    return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata)
+
+
+def _load_lc0(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
+    """An evaluator of an lc0 network: fp32 (torch) or onnx-fp32 (exported now); int8 is not there yet."""
+    info = weights.info(backend)
+    if backend == "fp32":
+        return TorchEvaluator(weights.module, backend, info, threads)
+    if backend == "onnx-fp32":
+        model = onnx_backend.export_fp32(weights.module)
+        info.notes.append("exported to ONNX in memory")
+        data = onnx_backend.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
+        return onnx_backend.OnnxEvaluator(data, backend, info, threads)
+    raise ModelFileError(weights.path, f"is an lc0 network; it runs as fp32 or onnx-fp32, not yet as {backend}")
+# --- end of lc0 networks ------------------------------------------------------------------------------
+
+
 def read_weights(path: str | Path) -> WeightsFile:
     """Read and recognise a model file; :class:`ModelFileError` says what is wrong with a bad one."""
     path = Path(path)
@@ -141,6 +169,8 @@ def read_weights(path: str | Path) -> WeightsFile:
         raise ModelFileError(path, f"is not a regular file; expected {EXPECTED}")
     if path.stat().st_size == 0:
         raise ModelFileError(path, f"file is empty; expected {EXPECTED}")
+    if _looks_like_lc0(path):
+        return _read_lc0(path)
     if onnx_backend.looks_like_onnx(path):
         return _read_onnx(path)
     try:
@@ -230,6 +260,8 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     if weights.kind != "fp32" and backend != weights.kind:
         raise ModelFileError(weights.path, f"is a {weights.kind} model and cannot run as {backend}; "
                                            f"load its fp32 file for that")
+    if weights.metadata and weights.metadata.get("family") == "lc0":
+        return _load_lc0(weights, backend, threads)
     if weights.onnx_bytes is not None:
         return onnx_backend.OnnxEvaluator(weights.onnx_bytes, backend, weights.info(), threads)
     if weights.kind != "fp32":
