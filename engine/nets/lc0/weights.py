@@ -219,10 +219,10 @@ def read_lc0(path: str | Path) -> Lc0Weights:
     buffer = _decompress(path)
     if buffer[:2] in (b"1\n", b"2\n"):
         raise ModelFileError(path, "is an old text-format lc0 network; only protobuf (.pb.gz) files are supported")
+    if not _starts_with_magic(buffer):
+        raise ModelFileError(path, f"is gzip data but not an lc0 network (no 0x1c0 magic); expected {EXPECTED}")
     try:
         net = parse_message(buffer)
-        if net.uint(1) != WEIGHT_MAGIC:
-            raise ModelFileError(path, f"is gzip data but not an lc0 network (bad magic); expected {EXPECTED}")
         if net.has(11):
             raise ModelFileError(path, "holds an ONNX model (lc0 NETWORK_ONNX); only lc0 weight files are supported")
         weights = net.message(10)
@@ -260,7 +260,11 @@ def looks_like_lc0(path: str | Path) -> bool:
     """Whether the file is gzip data that starts like an lc0 network (magic 0x1c0 in field 1)."""
     try:
         with gzip.open(path, "rb") as f:
-            head = f.read(5)
+            return _starts_with_magic(f.read(5))
     except (OSError, EOFError, zlib.error):
         return False
-    return len(head) == 5 and head[0] == 0x0D and int.from_bytes(head[1:5], "little") == WEIGHT_MAGIC
+
+
+def _starts_with_magic(head: bytes) -> bool:
+    """lc0 writes ``Net.magic`` (field 1, fixed32) first: byte 0x0d, then 0x1c0 little-endian."""
+    return len(head) >= 5 and head[0] == 0x0D and int.from_bytes(head[1:5], "little") == WEIGHT_MAGIC
