@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ModelFileError
+from .encoding import NUM_PLANES
 from .wire import Message, WireFormatError, parse_message
 
 #: ``Net.magic`` of every lc0 weight file.
@@ -235,8 +236,6 @@ def read_lc0(path: str | Path) -> Lc0Weights:
 
 
 def _read_body(path: Path, weights: Message, formats: dict[str, str], license_text: str) -> Lc0Weights:
-    from .encoding import NUM_PLANES  # the 112 input planes
-
     first = _conv(weights.message(1), path, "input", NUM_PLANES, 3)
     channels = len(first.bias)
     blocks = []
