@@ -26,16 +26,19 @@ LC0 = lc0_binary()
 HELDOUT = REPO / "engine" / "data" / "heldout.fen"
 POSITIONS = 200
 # lc0 prints P in percent with 2 decimals and takes its softmax with an approximate exp (FastExp, about
-# 0.1% relative error); WL with 5 decimals, D with 3.
+# 0.1% relative error); W/D/L in permille (`info ... wdl`: W and L rounded, D = 1000 - W - L, so D carries
+# both roundings), and the root's W - L with 4 decimals ("V:").
 P_TOLERANCE = 2e-3
-WDL_TOLERANCE = 2e-3
+WDL_TOLERANCE = np.array([7e-4, 1.2e-3, 7e-4])
+Q_TOLERANCE = 1e-4
 
 needs_maia = pytest.mark.skipif(MAIA is None, reason="shared/nets/maia-1900.pb.gz is not here")
 needs_lc0 = pytest.mark.skipif(LC0 is None, reason=f"lc0 is not built (no ~/.cache/azengine-tools/bin/lc0); "
                                                    f"{BUILD_HINT}")
 
 _P_LINE = re.compile(r"info string (\S+)\s+\(\s*\d+\s*\)\s+N:.*?\(P:\s*([\d.]+)%\)")
-_NODE_LINE = re.compile(r"info string node\s.*?\(WL:\s*(-?[\d.]+)\)\s+\(D:\s*([\d.]+)\)")
+_NODE_LINE = re.compile(r"info string node\s.*\(V:\s*(-?[\d.]+)\)")
+_WDL = re.compile(r"^info .*\bwdl (\d+) (\d+) (\d+)")
 
 
 def _positions() -> list[chess.Board]:
@@ -51,15 +54,22 @@ def maia() -> torch.nn.Module:
 
 
 class Lc0Process:
-    """lc0 as a UCI engine: ``go nodes 1`` with VerboseMoveStats prints each root move's P and the root's WDL."""
+    """lc0 as a UCI engine: ``go nodes 1`` with VerboseMoveStats prints each root move's P and the root's
+    value, UCI_ShowWDL its W/D/L.
+
+    PolicyTemperature 1 (lc0's default is 1.359); ScoreType centipawn, because lc0's default WDL_mu passes
+    the W/D/L it prints through its WDL rescaling (approximate logs and exps) even with no contempt, as the
+    verbose move stats' WL and D always are.
+    """
 
     def __init__(self) -> None:
         command = [str(LC0), f"--weights={MAIA}", "--backend=blas", "--threads=1", "--policy-softmax-temp=1.0",
-                   "--verbose-move-stats"]
+                   "--verbose-move-stats", "--score-type=centipawn"]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1)
         self.send("uci")
         self.wait_for("uciok")
+        self.send("setoption name UCI_ShowWDL value true")
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -75,20 +85,20 @@ class Lc0Process:
                 return lines
         raise AssertionError(f"lc0 exited before {prefix!r}: {lines[-5:]}")
 
-    def one_node(self, board: chess.Board) -> tuple[dict[chess.Move, float], tuple[float, float, float]]:
-        """lc0's prior of each legal move and its W/D/L (side to move) at one node."""
+    def one_node(self, board: chess.Board) -> tuple[dict[chess.Move, float], np.ndarray, float]:
+        """lc0's prior of each legal move, its W/D/L and its W - L (side to move) at one node."""
         self.send(f"position fen {board.fen()}")
         self.send("go nodes 1")
-        priors, wdl = {}, None
+        priors, wdl, value = {}, None, None
         for line in self.wait_for("bestmove"):
-            if m := _P_LINE.match(line):
-                if m.group(1) != "node":
-                    priors[board.parse_uci(m.group(1))] = float(m.group(2)) / 100
+            if (m := _P_LINE.match(line)) and m.group(1) != "node":
+                priors[board.parse_uci(m.group(1))] = float(m.group(2)) / 100
             if m := _NODE_LINE.match(line):
-                wl, d = float(m.group(1)), float(m.group(2))
-                wdl = ((1 + wl - d) / 2, d, (1 - wl - d) / 2)
-        assert wdl is not None, f"lc0 printed no node line for {board.fen()}"
-        return priors, wdl
+                value = float(m.group(1))
+            if m := _WDL.match(line):
+                wdl = np.array([int(m.group(i)) for i in (1, 2, 3)]) / 1000
+        assert wdl is not None and value is not None, f"lc0 printed no WDL or value for {board.fen()}"
+        return priors, wdl, value
 
     def close(self) -> None:
         self.send("quit")
@@ -119,15 +129,18 @@ def test_fp32_matches_lc0_at_one_node(maia):
         theirs = [lc0.one_node(b) for b in boards]
     finally:
         lc0.close()
-    p_errors, wdl_errors = [], []
-    for board, mine, wdl, (their_priors, their_wdl) in zip(boards, ours, our_wdl, theirs, strict=True):
+    p_errors, wdl_errors, q_errors = [], [], []
+    for board, mine, wdl, (their_priors, their_wdl, their_q) in zip(boards, ours, our_wdl, theirs, strict=True):
         assert set(their_priors) == set(board.legal_moves), board.fen()
         p_errors.append(max(abs(mine[m] - their_priors[m]) for m in mine))
-        wdl_errors.append(np.abs(wdl - np.array(their_wdl)).max())
+        wdl_errors.append(np.abs(wdl - their_wdl))
+        q_errors.append(abs(wdl[0] - wdl[2] - their_q))
     print(f"\n{len(boards)} positions: max |P - lc0 P| = {max(p_errors):.2e} (mean of per-position max "
-          f"{np.mean(p_errors):.2e}); max |WDL - lc0 WDL| = {max(wdl_errors):.2e}")
+          f"{np.mean(p_errors):.2e}); max |W, D, L - lc0's| = {np.max(wdl_errors, axis=0)}; "
+          f"max |(W-L) - lc0 V| = {max(q_errors):.2e}")
     assert max(p_errors) < P_TOLERANCE
-    assert max(wdl_errors) < WDL_TOLERANCE
+    assert (np.max(wdl_errors, axis=0) < WDL_TOLERANCE).all()
+    assert max(q_errors) < Q_TOLERANCE
 
 
 @needs_maia
