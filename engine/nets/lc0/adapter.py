@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ...encoding import POLICY_SIZE, TO_SQUARE_OF_INDEX, encode_position
-from .encoding import AUX_BASE, HISTORY, NUM_PLANES, PLANES_PER_BOARD
+from .encoding import HISTORY, PLANES_PER_BOARD
 from .network import Lc0Net, build_lc0_net
 from .policy import INDEX_OF, NUM_MOVES
 from .weights import read_lc0
@@ -76,7 +76,7 @@ class Lc0As16Plane(nn.Module):
         self.register_buffer("castling_order", torch.tensor(_CASTLING), persistent=False)
 
     def lc0_planes(self, planes: torch.Tensor) -> torch.Tensor:
-        """lc0's 112 planes ``(B, 112, 8, 8)`` for azengine's 16 (see the module docstring for what is missing)."""
+        """lc0's 112 planes ``(B, 112, 8, 8)`` for azengine's 16 (the module docstring says what is missing)."""
         batch = planes.shape[0]
         pieces = planes.index_select(1, self.piece_order)  # (B, 12, 8, 8)
         at_start = (planes == self.start).flatten(1).all(dim=1)
@@ -88,9 +88,7 @@ class Lc0As16Plane(nn.Module):
         castling = planes.index_select(1, self.castling_order)
         ones = planes.new_ones(batch, 1, 8, 8)
         aux = torch.cat([castling, zeros, zeros, zeros, ones], dim=1)
-        out = torch.cat([history, aux], dim=1)
-        assert out.shape[1] == NUM_PLANES and AUX_BASE == HISTORY * PLANES_PER_BOARD
-        return out
+        return torch.cat([history, aux], dim=1)  # (B, NUM_PLANES, 8, 8)
 
     def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, 4608)`` in azengine's index and value ``W - L`` ``(B,)`` for planes ``(B, 16, 8, 8)``."""
