@@ -27,17 +27,16 @@ HELDOUT = REPO / "engine" / "data" / "heldout.fen"
 POSITIONS = 200
 # lc0 prints P in percent with 2 decimals and takes its softmax with an approximate exp (FastExp, about
 # 0.1% relative error); W/D/L in permille (`info ... wdl`: W and L rounded, D = 1000 - W - L, so D carries
-# both roundings), and the root's W - L with 4 decimals ("V:").
+# both roundings), and the root's W - L with 5 decimals (each unvisited move's "Q:", its first-play urgency).
 P_TOLERANCE = 2e-3
 WDL_TOLERANCE = np.array([7e-4, 1.2e-3, 7e-4])
-Q_TOLERANCE = 1e-4
+Q_TOLERANCE = 3e-5
 
 needs_maia = pytest.mark.skipif(MAIA is None, reason="shared/nets/maia-1900.pb.gz is not here")
 needs_lc0 = pytest.mark.skipif(LC0 is None, reason=f"lc0 is not built (no ~/.cache/azengine-tools/bin/lc0); "
                                                    f"{BUILD_HINT}")
 
-_P_LINE = re.compile(r"info string (\S+)\s+\(\s*\d+\s*\)\s+N:.*?\(P:\s*([\d.]+)%\)")
-_NODE_LINE = re.compile(r"info string node\s.*\(V:\s*(-?[\d.]+)\)")
+_P_LINE = re.compile(r"info string (\S+)\s+\(\s*\d+\s*\)\s+N:.*?\(P:\s*([\d.]+)%\).*?\(Q:\s*(-?[\d.]+)\)")
 _WDL = re.compile(r"^info .*\bwdl (\d+) (\d+) (\d+)")
 
 
@@ -54,17 +53,18 @@ def maia() -> torch.nn.Module:
 
 
 class Lc0Process:
-    """lc0 as a UCI engine: ``go nodes 1`` with VerboseMoveStats prints each root move's P and the root's
-    value, UCI_ShowWDL its W/D/L.
+    """lc0 as a UCI engine: ``go nodes 1`` with VerboseMoveStats prints each root move's P and Q (at one node
+    the root's W - L), UCI_ShowWDL the root's W/D/L.
 
     PolicyTemperature 1 (lc0's default is 1.359); ScoreType centipawn, because lc0's default WDL_mu passes
     the W/D/L it prints through its WDL rescaling (approximate logs and exps) even with no contempt, as the
-    verbose move stats' WL and D always are.
+    verbose move stats' WL and D always are; no NN cache, because lc0 keys it by the last position alone,
+    so the same position reached with another history would be answered from the cache.
     """
 
     def __init__(self) -> None:
         command = [str(LC0), f"--weights={MAIA}", "--backend=blas", "--threads=1", "--policy-softmax-temp=1.0",
-                   "--verbose-move-stats", "--score-type=centipawn"]
+                   "--verbose-move-stats", "--score-type=centipawn", "--nncache=0"]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1)
         self.send("uci")
@@ -87,14 +87,14 @@ class Lc0Process:
 
     def one_node(self, board: chess.Board) -> tuple[dict[chess.Move, float], np.ndarray, float]:
         """lc0's prior of each legal move, its W/D/L and its W - L (side to move) at one node."""
-        self.send(f"position fen {board.fen()}")
+        moves = " ".join(m.uci() for m in board.move_stack)
+        self.send(f"position fen {board.root().fen()}" + (f" moves {moves}" if moves else ""))
         self.send("go nodes 1")
         priors, wdl, value = {}, None, None
         for line in self.wait_for("bestmove"):
             if (m := _P_LINE.match(line)) and m.group(1) != "node":
                 priors[board.parse_uci(m.group(1))] = float(m.group(2)) / 100
-            if m := _NODE_LINE.match(line):
-                value = float(m.group(1))
+                value = float(m.group(3))  # an unvisited move's Q: the first-play urgency, at one node the root's W - L
             if m := _WDL.match(line):
                 wdl = np.array([int(m.group(i)) for i in (1, 2, 3)]) / 1000
         assert wdl is not None and value is not None, f"lc0 printed no WDL or value for {board.fen()}"
@@ -137,10 +137,55 @@ def test_fp32_matches_lc0_at_one_node(maia):
         q_errors.append(abs(wdl[0] - wdl[2] - their_q))
     print(f"\n{len(boards)} positions: max |P - lc0 P| = {max(p_errors):.2e} (mean of per-position max "
           f"{np.mean(p_errors):.2e}); max |W, D, L - lc0's| = {np.max(wdl_errors, axis=0)}; "
-          f"max |(W-L) - lc0 V| = {max(q_errors):.2e}")
+          f"max |(W-L) - lc0 Q| = {max(q_errors):.2e}")
     assert max(p_errors) < P_TOLERANCE
     assert (np.max(wdl_errors, axis=0) < WDL_TOLERANCE).all()
     assert max(q_errors) < Q_TOLERANCE
+
+
+def _games(net: torch.nn.Module) -> list[chess.Board]:
+    """Positions with game history: Maia playing itself (moves sampled, seeded) from the start and from a
+    real middlegame, and a game that repeats the start position twice; every position along each game."""
+    rng = np.random.default_rng(7)
+    boards = []
+    for start, plies in ((chess.Board(), 40), (read_fens(HELDOUT, limit=1)[0], 16)):
+        board = start.copy()
+        for _ in range(plies):
+            if board.is_game_over():
+                break
+            moves = list(board.legal_moves)
+            with torch.inference_mode():
+                logits = net(torch.from_numpy(encode_lc0_batch([board])))[0][0]
+            p = torch.softmax(logits[[move_to_lc0_index(board, m) for m in moves]].double(), 0).numpy()
+            board.push(moves[rng.choice(len(moves), p=p / p.sum())])
+            boards.append(board.copy())
+    board = chess.Board()
+    for san in ["Nf3", "Nf6", "Ng1", "Ng8"] * 2 + ["e4", "c5", "e5", "d5"]:  # repetitions, then en passant
+        board.push_san(san)
+        boards.append(board.copy())
+    return boards
+
+
+@needs_lc0
+@needs_maia
+def test_history_matches_lc0(maia):
+    """Positions given as moves from their game's start: history slots, flipping, repetitions, rule 50."""
+    boards = _games(maia)
+    ours, our_wdl = _our_priors(maia, boards)
+    lc0 = Lc0Process()
+    try:
+        theirs = [lc0.one_node(b) for b in boards]
+    finally:
+        lc0.close()
+    p_errors = []
+    for board, mine, wdl, (their_priors, their_wdl, their_q) in zip(boards, ours, our_wdl, theirs, strict=True):
+        where = f"{board.root().fen()} moves {' '.join(m.uci() for m in board.move_stack)}"
+        assert set(their_priors) == set(board.legal_moves), where
+        p_errors.append(max(abs(mine[m] - their_priors[m]) for m in mine))
+        assert p_errors[-1] < P_TOLERANCE, where
+        assert (np.abs(wdl - their_wdl) < WDL_TOLERANCE).all(), where
+        assert abs(wdl[0] - wdl[2] - their_q) < Q_TOLERANCE, where
+    print(f"\n{len(boards)} positions with history: max |P - lc0 P| = {max(p_errors):.2e}")
 
 
 @needs_maia
