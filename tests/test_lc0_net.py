@@ -145,7 +145,7 @@ def test_fp32_matches_lc0_at_one_node(maia):
 
 def _games(net: torch.nn.Module) -> list[chess.Board]:
     """Positions with game history: Maia playing itself (moves sampled, seeded) from the start and from a
-    real middlegame, and a game that repeats the start position twice; every position along each game."""
+    real middlegame, a game that repeats the start position twice, a FEN with an en-passant square."""
     rng = np.random.default_rng(7)
     boards = []
     for start, plies in ((chess.Board(), 40), (read_fens(HELDOUT, limit=1)[0], 16)):
@@ -163,6 +163,10 @@ def _games(net: torch.nn.Module) -> list[chess.Board]:
     for san in ["Nf3", "Nf6", "Ng1", "Ng8"] * 2 + ["e4", "c5", "e5", "d5"]:  # repetitions, then en passant
         board.push_san(san)
         boards.append(board.copy())
+    board = chess.Board("rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq e6 0 2")  # FEN fill: the
+    boards.append(board.copy())  # copies show the double step undone
+    board.push_san("Nf3")
+    boards.append(board.copy())
     return boards
 
 
