@@ -88,7 +88,7 @@ class Lc0Process:
     def one_node(self, board: chess.Board) -> tuple[dict[chess.Move, float], np.ndarray, float]:
         """lc0's prior of each legal move, its W/D/L and its W - L (side to move) at one node."""
         moves = " ".join(m.uci() for m in board.move_stack)
-        self.send(f"position fen {board.root().fen()}" + (f" moves {moves}" if moves else ""))
+        self.send(f"position fen {board.root().fen(en_passant='fen')}" + (f" moves {moves}" if moves else ""))
         self.send("go nodes 1")
         priors, wdl, value = {}, None, None
         for line in self.wait_for("bestmove"):
