@@ -5,7 +5,8 @@ What :func:`read_lc0` accepts is what :class:`~engine.nets.lc0.network.Lc0Net` r
 WDL value head, ReLU activations — the networks Maia publishes. Anything else (attention bodies, ONNX
 inside the file, other inputs or heads, Mish) is a :class:`~engine.errors.ModelFileError` that names
 the format. BatchNorm is folded into each convolution as lc0's loader does (``bn_stddivs`` holds
-variances; epsilon 1e-5), so every convolution comes out as a weight and a bias.
+variances; epsilon 1e-5), so every convolution comes out as a weight and a bias. A moves-left head,
+where a file has one, is not read (the search has no use for it).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def decode_layer(layer: Message | None, path: Path, name: str) -> np.ndarray:
     """A ``Weights.Layer``'s values as float32 (empty when the layer is absent), decoded as lc0 does."""
     if layer is None:
         return np.zeros(0, dtype=np.float32)
-    encoding = layer.uint(4, 1) if layer.has(4) else 1  # a layer without an encoding is LINEAR16
+    encoding = layer.uint(4, default=1)  # a layer without an encoding is LINEAR16
     raw = bytes(layer.bytes_(3))
     width = 4 if encoding == 4 else 2
     if encoding not in ENCODINGS or encoding == 0:
@@ -147,8 +148,9 @@ def _conv(block: Message | None, path: Path, name: str, in_channels: int, kernel
     return Conv(weight, bias.astype(np.float32))
 
 
-def _dense(weights: Message, w_field: int, b_field: int, path: Path, name: str, inputs: int) -> tuple[
-        np.ndarray, np.ndarray]:
+def _dense(weights: Message, w_field: int, b_field: int, path: Path, name: str,
+           inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fully connected layer's weight ``(outputs, inputs)`` (lc0 stores it row-major, like torch) and bias."""
     w = decode_layer(weights.message(w_field), path, f"{name}_w")
     b = decode_layer(weights.message(b_field), path, f"{name}_b")
     if len(b) == 0 or w.size != len(b) * inputs:
