@@ -30,6 +30,8 @@ def int8_evaluator(weights: WeightsFile, threads: int | None) -> Evaluator:
 def converted_evaluator(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
     """An fp32 file run as ``backend``: fp32 as it is, any other kind converted in memory now."""
     set_torch_threads(threads)
+    if weights.metadata and weights.metadata.get("family") == "lc0":
+        return _lc0_evaluator(weights, backend, threads)
     net = build_network(weights)
     info = weights.info(backend)
     if backend in onnx_backend.ONNX_KINDS:
@@ -79,3 +81,16 @@ def _onnx_in_memory(net: AlphaZeroNet, backend: str, info: ModelInfo, threads: i
         info.notes.append("exported to ONNX in memory; run 'azengine quantize --format onnx --type fp32' to save it")
     data = onnx_int8.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
     return onnx_backend.OnnxEvaluator(data, backend, info, threads)
+
+
+def _lc0_evaluator(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
+    """An lc0 network (its module read from the .pb.gz file) as fp32 or onnx-fp32; int8 is not offered yet."""
+    info = weights.info(backend)
+    if backend == "fp32":
+        return TorchEvaluator(weights.module, backend, info, threads)
+    if backend == "onnx-fp32":
+        model = onnx_int8.export_fp32(weights.module)
+        info.notes.append("exported to ONNX in memory")
+        data = onnx_int8.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
+        return onnx_backend.OnnxEvaluator(data, backend, info, threads)
+    raise ModelFileError(weights.path, f"is an lc0 network; it runs as fp32 or onnx-fp32, not yet as {backend}")

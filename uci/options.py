@@ -85,8 +85,9 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("WeightsFile", "string", DEFAULT_WEIGHTS,
-           "Model file: an fp32 state_dict (pytorch-alpha-zero format) or an int8 file made by "
-           "'azengine quantize'. <bundled> is the network that comes with the engine."),
+           "Model file: an fp32 state_dict (pytorch-alpha-zero format), an int8 file made by "
+           "'azengine quantize', or an lc0 network (.pb.gz, e.g. Maia; fp32 and onnx-fp32 only). "
+           "<bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
            "How the network runs. auto: what the file is; the bundled network runs as static-int8 (its "
            "fastest form, stronger at equal time). An int8 backend on an fp32 file uses the "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..backends import onnx_backend
 from ..errors import BackendUnavailableError, ModelFileError
+from .lc0.weights import looks_like_lc0
 from .weights_file import EXPECTED, WeightsFile, check_file
 
 
@@ -33,7 +34,13 @@ def read_weights(path: str | Path) -> WeightsFile:
     check_file(path)
     if onnx_backend.looks_like_onnx(path):
         return read_onnx_weights(path)
-    from . import torch_files  # torch is imported only for the formats that need it
+    # torch is imported only for the formats that need it
+    if looks_like_lc0(path):
+        from .lc0.adapter import load_lc0_as_16_plane
+
+        module, metadata = load_lc0_as_16_plane(path)
+        return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata)
+    from . import torch_files
 
     return torch_files.read_torch_weights(path)
 
