@@ -68,8 +68,8 @@ def engine_words(command: str | None) -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "uci.cli"]
 
 
-def parse_cutechess(output: str, label: str) -> MatchReport:
-    """Count finished games and failures in cutechess-cli's stdout (``Finished game`` lines)."""
+def parse_runner_output(output: str, label: str) -> MatchReport:
+    """Count finished games and failures in the ``Finished game`` lines of cutechess-cli or fastchess."""
     report = MatchReport(label)
     for line in output.splitlines():
         if line.startswith("Finished game"):
@@ -106,11 +106,11 @@ def cutechess_match(cutechess: str, engine: list[str], options: dict[str, str], 
         output = done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
         output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        report = parse_cutechess(output, label)
+        report = parse_runner_output(output, label)
         report.stalls += 1
         report.failures.append(f"cutechess-cli did not finish within {timeout_s:.0f} s")
         return report
-    report = parse_cutechess(output, label)
+    report = parse_runner_output(output, label)
     if report.games < games:
         report.failures.append(f"only {report.games} of {games} games finished")
     return report

@@ -6,6 +6,7 @@ here (values from the planes, no network) and a tiny random network loaded throu
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -562,3 +563,68 @@ def test_slow_mover_scales_the_clock_share_only() -> None:
     assert base == pytest.approx(30_000 / DEFAULT_MOVES_TO_GO + INCREMENT_SHARE * 1_000)
     assert time_budget_ms(Limits(wtime=1_000, movestogo=10), chess.WHITE, 0, slow_mover=10.0) == MAX_CLOCK_SHARE * 1_000
     assert time_budget_ms(Limits(movetime=500), chess.WHITE, 0, slow_mover=3.0) == 500
+
+
+def _chi_square_bound(dof: int, z: float = 3.72) -> float:
+    """Upper chi-square quantile for ``dof`` degrees of freedom at about p = 1e-4 (Wilson-Hilferty)."""
+    return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_temperature_picks_follow_visits_to_the_one_over_t(net_evaluator, temperature: float) -> None:
+    """Over many searches the chosen moves follow visits^(1/T) (chi-square), drawn from one seeded stream."""
+    board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+    searcher = Searcher(net_evaluator, SearchParams(temperature=temperature, seed=11, minibatch_size=16))
+    observed: dict[chess.Move, int] = {}
+    expected: dict[chess.Move, float] = {}
+    searches = 400
+    for _ in range(searches):
+        searcher.new_game()
+        result = searcher.search(board, Limits(nodes=120))
+        weights = {s.move: s.visits ** (1 / temperature) for s in result.info.stats if s.visits > 0}
+        total = sum(weights.values())
+        for move, w in weights.items():
+            expected[move] = expected.get(move, 0.0) + w / total
+        observed[result.best_move] = observed.get(result.best_move, 0) + 1
+    searcher.close()
+    assert set(observed) <= set(expected)
+    # pool the rare moves into one bin so that every bin expects at least 5 picks
+    bins = [(observed.get(m, 0), e) for m, e in expected.items() if e >= 5]
+    rare = [(observed.get(m, 0), e) for m, e in expected.items() if e < 5]
+    if sum(e for _, e in rare) >= 5:
+        bins.append((sum(o for o, _ in rare), sum(e for _, e in rare)))
+    assert len(bins) >= 3
+    chi2 = sum((o - e) ** 2 / e for o, e in bins)
+    assert chi2 < _chi_square_bound(len(bins) - 1), (chi2, bins)
+    assert max(observed.values()) < searches  # not the same pick every time
+
+
+def test_temperature_is_seeded_once_per_seed(net_evaluator) -> None:
+    """The same Seed gives the same sequence of picks; the generator is not reseeded at each search."""
+    board = chess.Board()
+
+    def picks(seed: int) -> list[chess.Move]:
+        searcher = Searcher(net_evaluator, SearchParams(temperature=1.0, seed=seed))
+        moves = []
+        for _ in range(30):
+            searcher.new_game()
+            moves.append(searcher.search(board, Limits(nodes=60)).best_move)
+        searcher.close()
+        return moves
+
+    first = picks(5)
+    assert first == picks(5)
+    assert len(set(first)) > 1
+
+
+def test_temperature_zero_plays_the_most_visited_move(net_evaluator) -> None:
+    searcher = Searcher(net_evaluator, SearchParams(temperature=0.0))
+    boards = [chess.Board(), chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"),
+              chess.Board("r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R2QKB1R w KQ - 0 9")]
+    for i in range(30):
+        board = boards[i % len(boards)]
+        searcher.new_game()
+        result = searcher.search(board, Limits(nodes=40 + 7 * i))
+        most = max(s.visits for s in result.info.stats)
+        assert result.best_move in [s.move for s in result.info.stats if s.visits == most]
+    searcher.close()
