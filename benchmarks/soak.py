@@ -22,7 +22,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,17 +89,18 @@ def parse_runner_output(output: str, label: str) -> MatchReport:
 
 
 def cutechess_match(cutechess: str, engine: list[str], options: dict[str, str], games: int, tc: str,
-                    ponder: bool, stockfish_elo: int, label: str, timeout_s: float) -> MatchReport:
+                    ponder: bool, stockfish_elo: int, label: str, timeout_s: float,
+                    pgn: Path | None = None) -> MatchReport:
     """Play ``games`` games of the engine against Stockfish at ``tc`` through cutechess-cli."""
     option_args = [f"option.{name}={value}" for name, value in options.items()]
     cmd = [cutechess, "-engine", "name=azengine", f"cmd={engine[0]}", *[f"arg={a}" for a in engine[1:]],
            "proto=uci", *option_args,
            "-engine", "name=stockfish", f"cmd={STOCKFISH}", "proto=uci", "option.Threads=1", "option.Hash=16",
            "option.UCI_LimitStrength=true", f"option.UCI_Elo={stockfish_elo}",
-           "-each", f"tc={tc}", "timemargin=0", "-games", str(games), "-repeat", "-recover",
-           "-draw", "movenumber=40", "movecount=8", "score=10", "-resign", "movecount=4", "score=800"]
-    if ponder:
-        cmd.append("-pondering")
+           "-each", f"tc={tc}", "timemargin=0", *(["ponder"] if ponder else []),
+           "-games", str(games), "-repeat", "-recover",
+           "-draw", "movenumber=40", "movecount=8", "score=10", "-resign", "movecount=4", "score=800",
+           *(["-pgnout", str(pgn)] if pgn else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         output = done.stdout + done.stderr
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stockfish-elo", type=int, default=1500, help="Stockfish's UCI_Elo")
     parser.add_argument("--infinite-s", type=float, default=60.0, help="seconds of go infinite (0: skip)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between RSS samples")
+    parser.add_argument("--pgn-dir", type=Path, help="write each match's games (with clocks) here")
     args = parser.parse_args(argv)
     if args.quick:
         args.games_fast, args.games_ponder, args.infinite_s, args.sample_s = 2, 0, 5.0, 1.0
@@ -234,17 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         if cutechess is None:
             print("cutechess-cli not on PATH (bash ../shared/tools/build-tools.sh cutechess): matches skipped")
         else:
-            with tempfile.TemporaryDirectory():
-                runs = [(args.games_fast, "1+0.01", False), (args.games_ponder, "10+0.1", True)]
-                for games, tc, ponder in runs:
-                    if not games:
-                        continue
-                    base, inc = (float(x) for x in tc.split("+"))
-                    timeout = 120 + games * 2.5 * (base + 100 * inc) * 2
-                    report = cutechess_match(cutechess, engine, options, games, tc, ponder,
-                                             args.stockfish_elo, f"{tc}{' ponder' if ponder else ''}", timeout)
-                    print_match(report)
-                    failed |= bool(report.failures)
+            runs = [(args.games_fast, "1+0.01", False), (args.games_ponder, "10+0.1", True)]
+            for games, tc, ponder in runs:
+                if not games:
+                    continue
+                base, inc = (float(x) for x in tc.split("+"))
+                timeout = 120 + games * 2.5 * (base + 100 * inc) * 2
+                label = f"{tc}{' ponder' if ponder else ''}"
+                pgn = args.pgn_dir / f"soak_{tc}{'_ponder' if ponder else ''}.pgn" if args.pgn_dir else None
+                report = cutechess_match(cutechess, engine, options, games, tc, ponder, args.stockfish_elo,
+                                         label, timeout, pgn)
+                print_match(report)
+                failed |= bool(report.failures)
     if args.infinite_s > 0:
         samples, stop_s = infinite_rss(engine, options, args.infinite_s, args.sample_s)
         print(f"go infinite for {args.infinite_s:.0f} s, options {options or 'default'}:")

@@ -386,7 +386,7 @@ def test_unloadable_weights_file_plays_the_bundled_network_and_says_so_at_every_
         eng.send(f"setoption name WeightsFile value {broken}")
         before = eng.isready(LOAD_S)
         errors = [line for line in before if line.startswith("info string error")]
-        assert errors and "broken.pb.gz" in errors[0] and "keeping the network loaded before" in errors[0], before
+        assert errors and "broken.pb.gz" in errors[0] and "playing the bundled network" in errors[0], before
         assert any(line.startswith("info string loaded") for line in before), before
         assert not any("uniform" in line for line in before), before
         for _ in range(2):  # the error is repeated at every go until the option is fixed

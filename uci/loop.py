@@ -108,11 +108,14 @@ class UciEngine:
                 try:
                     evaluator = self._load(str(engine.default_model_path()), "auto")
                 except (engine.ModelFileError, ValueError, OSError) as bundled_exc:
-                    self._load_error += f"; the bundled network failed too ({bundled_exc}): uniform priors"
-                    self.info_string(f"error: {self._load_error}")
+                    self._load_error += f"; the bundled network failed too ({bundled_exc})"
+                    self.info_string(f"error: {self._load_error}: {self._playing_text()}")
                     return
                 self._use(evaluator)
-            self.info_string(f"error: {self._load_error}; {self._playing_text()}")
+                self._load_error += "; playing the bundled network instead"
+            else:
+                self._load_error += "; keeping the previous network"
+            self.info_string(f"error: {self._load_error}: {self._playing_text()}")
             return
         self._load_error = None
         self._use(evaluator)
@@ -129,8 +132,8 @@ class UciEngine:
 
     def _playing_text(self) -> str:
         if self.evaluator is None:
-            return "no network is loaded (uniform priors)"
-        return f"keeping the network loaded before: {self.evaluator.info.describe()}"
+            return "no network is loaded, moves are poor (uniform priors)"
+        return self.evaluator.info.describe()
 
     def _apply_threads(self) -> None:
         """Give the loaded evaluator the ``Threads`` option (ONNX Runtime: a new session)."""
@@ -297,7 +300,7 @@ class UciEngine:
                 if job.ponderhit:
                     job.limits.ponder = False
             if self._load_error is not None:
-                self.info_string(f"error: {self._load_error}; {self._playing_text()}")
+                self.info_string(f"error: {self._load_error}: {self._playing_text()}")
             result = searcher.search(job.board, job.limits, on_info=self._send_info, reset_signals=False)
         except Exception as exc:
             log.exception("search failed")
