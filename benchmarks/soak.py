@@ -33,6 +33,7 @@ MIDDLEGAME_FEN = "r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R2QKB1R w KQ - 
 #: cutechess-cli's result comments that mean the engine under test misbehaved.
 _TIME_LOSS = re.compile(r"loses on time|time forfeit", re.I)
 _ILLEGAL = re.compile(r"illegal move", re.I)
+_PLAYERS = re.compile(r"^Finished game \d+ \((?P<white>.+?) vs (?P<black>.+?)\):")
 _DISCONNECT = re.compile(r"disconnects|connection stalls|stalls|crash|terminated|unresponsive", re.I)
 
 
@@ -47,6 +48,7 @@ class MatchReport:
     stalls: int = 0
     score: str = ""
     failures: list[str] = field(default_factory=list)
+    opponent_failures: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,13 +69,34 @@ def engine_words(command: str | None) -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "uci.cli"]
 
 
-def parse_runner_output(output: str, label: str) -> MatchReport:
-    """Count finished games and failures in the ``Finished game`` lines of cutechess-cli or fastchess."""
+def _failing_side(line: str, comment: str) -> str | None:
+    """The name of the engine a ``Finished game N (white vs black): ... {White ...}`` comment blames."""
+    players = _PLAYERS.search(line)
+    if players is None:
+        return None
+    if comment.startswith("White"):
+        return players["white"]
+    if comment.startswith("Black"):
+        return players["black"]
+    return None
+
+
+def parse_runner_output(output: str, label: str, ours: str | None = None) -> MatchReport:
+    """Count finished games and failures in the ``Finished game`` lines of cutechess-cli or fastchess.
+
+    With ``ours`` (an engine name), only that engine's failures count; the opponent's go to
+    ``opponent_failures``.
+    """
     report = MatchReport(label)
     for line in output.splitlines():
         if line.startswith("Finished game"):
             report.games += 1
             comment = line[line.rfind("{") + 1:line.rfind("}")] if "{" in line else ""
+            failing = _failing_side(line, comment)
+            if ours is not None and failing is not None and failing != ours:
+                if _TIME_LOSS.search(comment) or _ILLEGAL.search(comment) or _DISCONNECT.search(comment):
+                    report.opponent_failures.append(line)
+                continue
             if _TIME_LOSS.search(comment):
                 report.time_losses += 1
                 report.failures.append(line)
@@ -106,11 +129,11 @@ def cutechess_match(cutechess: str, engine: list[str], options: dict[str, str], 
         output = done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
         output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        report = parse_runner_output(output, label)
+        report = parse_runner_output(output, label, "azengine")
         report.stalls += 1
         report.failures.append(f"cutechess-cli did not finish within {timeout_s:.0f} s")
         return report
-    report = parse_runner_output(output, label)
+    report = parse_runner_output(output, label, "azengine")
     if report.games < games:
         report.failures.append(f"only {report.games} of {games} games finished")
     return report
@@ -197,6 +220,8 @@ def print_match(report: MatchReport) -> None:
         print(f"  {report.score}")
     for failure in report.failures:
         print(f"  FAIL {failure}")
+    for failure in report.opponent_failures:
+        print(f"  opponent: {failure}")
 
 
 def print_rss(samples: list[RssSample], stop_s: float) -> None:

@@ -2,9 +2,9 @@
 """PUCT Monte Carlo tree search over C arrays.
 
 The tree is two growable arrays of C structs: nodes and edges. A node owns a contiguous run of edges
-(its legal moves, sorted by prior); an edge holds its move, prior, visit count, value sum (from the
-view of the side to move at the edge's parent), virtual loss and the index of its child node (-1 until
-the edge is first visited). Node: 32 bytes; edge: 24 bytes. The arrays grow up to a byte budget
+(its legal moves, sorted by prior) and holds its visit count, value sum and virtual loss; an edge holds
+only its move, prior and the index of its child node (-1 until the edge is first visited), so that
+the many edges never visited cost little. Node: 32 bytes; edge: 12 bytes. The arrays grow up to a byte budget
 (``Tree.set_budget``); once it is spent the tree adds no edges, and new leaves only carry their value.
 
 Network results are kept in :class:`NNCache`, a fixed-size C table keyed by the position key, holding
@@ -54,12 +54,9 @@ DEF NODE_BUDGET_SHARE = 8  # 1/8 of the tree's byte budget goes to nodes, the re
 DEF QUEEN_PROMOTION = 5  # promotion field of a move code: python-chess's piece type
 
 cdef struct Edge:
-    double w
-    int32_t child
-    int32_t n
+    int32_t child        # the node this move leads to, -1 until first visited
     float prior
     uint16_t move
-    int16_t vl
 
 cdef struct Node:
     double wsum          # value sum from this node's side to move, own evaluation included
@@ -68,6 +65,7 @@ cdef struct Node:
     int32_t n            # visits through this node, own evaluation included
     int16_t num_edges
     int16_t mate         # proven result: +(plies+1) side to move mates, -(plies+1) it is mated, 0 unknown
+    int16_t vl           # virtual loss: playouts selected through this node and not yet backed up
     uint8_t state
     uint8_t excluded     # root edges outside ``searchmoves`` are skipped (flag on the child's parent)
 
@@ -336,6 +334,7 @@ cdef class Tree:
         nd.n = 0
         nd.num_edges = 0
         nd.mate = 0
+        nd.vl = 0
         nd.state = UNEXPANDED
         nd.excluded = 0
         self.num_nodes += 1
@@ -390,8 +389,10 @@ cdef class Tree:
         cdef Node* nd
         cdef Edge* e
         cdef int i, best, depth = 0
-        cdef double cp, sqrt_n, fpu, q, u, score, best_score, visited_prior, parent_q
-        cdef int32_t child, nn
+        cdef double cp, sqrt_n, fpu, q, u, score, best_score, visited_prior, parent_q, w
+        cdef int32_t child, nn, vl
+        cdef int16_t mate
+        cdef Node* cn
         self.path_nodes[0] = 0
         while True:
             nd = &self.nodes[node]
@@ -413,7 +414,7 @@ cdef class Tree:
             visited_prior = 0.0
             for i in range(nd.num_edges):
                 e = &self.edges[nd.first_edge + i]
-                if e.n > 0:
+                if e.child >= 0 and self.nodes[e.child].n > 0:
                     visited_prior += e.prior
             parent_q = nd.wsum / nd.n if nd.n > 0 else 0.0
             fpu = parent_q - (self.fpu_reduction_root if node == 0 else self.fpu_reduction) * sqrt(visited_prior)
@@ -422,15 +423,27 @@ cdef class Tree:
             for i in range(nd.num_edges):
                 e = &self.edges[nd.first_edge + i]
                 child = e.child
-                if child >= 0 and self.nodes[child].excluded or child < 0 and self.nodes_full():
+                if child >= 0:
+                    cn = &self.nodes[child]
+                    if cn.excluded:
+                        continue
+                    nn = cn.n + cn.vl
+                    vl = cn.vl
+                    w = -cn.wsum  # the parent's view
+                    mate = cn.mate
+                elif self.nodes_full():
                     continue
-                nn = e.n + e.vl
-                if child >= 0 and self.nodes[child].mate != 0:
-                    q = 2.0 if self.nodes[child].mate < 0 else -2.0
+                else:
+                    nn = 0
+                    vl = 0
+                    w = 0.0
+                    mate = 0
+                if mate != 0:
+                    q = 2.0 if mate < 0 else -2.0
                 elif nn == 0:
                     q = fpu
                 else:
-                    q = (e.w - e.vl) / nn
+                    q = (w - vl) / nn
                 u = cp * e.prior * sqrt_n / (1 + nn)
                 score = q + u
                 if score > best_score:
@@ -441,34 +454,30 @@ cdef class Tree:
                 return SEL_REVISIT if self.nodes_full() and node != 0 else SEL_COLLISION
             best += nd.first_edge
             e = &self.edges[best]
-            e.vl += 1
             self.path_edges[depth] = best
             if e.child < 0:
                 child = self._new_node()  # may move the node array: nd is stale from here
-                self.edges[best].child = child
+                e.child = child
             depth += 1
             node = e.child
+            self.nodes[node].vl += 1
             self.path_nodes[depth] = node
 
     cdef void _undo_virtual_loss(self):
         cdef int i
-        for i in range(self.path_len):
-            self.edges[self.path_edges[i]].vl -= 1
+        for i in range(1, self.path_len + 1):
+            self.nodes[self.path_nodes[i]].vl -= 1
 
     cdef void _backup(self, double value, int remove_vl):
         """Back up ``value`` (side to move at the leaf) along the current path."""
         cdef int i
-        cdef Edge* e
         cdef Node* nd = &self.nodes[self.path_nodes[self.path_len]]
         nd.n += 1
         nd.wsum += value
         for i in range(self.path_len - 1, -1, -1):
             value = -value
-            e = &self.edges[self.path_edges[i]]
-            e.n += 1
-            e.w += value
             if remove_vl:
-                e.vl -= 1
+                self.nodes[self.path_nodes[i + 1]].vl -= 1
             nd = &self.nodes[self.path_nodes[i]]
             nd.n += 1
             nd.wsum += value
@@ -531,12 +540,9 @@ cdef class Tree:
             return False
         for i in range(num):
             e = &self.edges[first + i]
-            e.w = 0.0
             e.child = -1
-            e.n = 0
             e.prior = priors[i]
             e.move = <uint16_t> codes[i]
-            e.vl = 0
         for i in range(1, num):  # insertion sort: at most 218 moves
             tmp = self.edges[first + i]
             j = i - 1
@@ -560,7 +566,11 @@ cdef class Tree:
             e = &self.edges[nd.first_edge + i]
             if e.child >= 0 and self.nodes[e.child].excluded:
                 continue
-            out.append(EdgeStats(e.move, e.n, e.w, e.prior, self.nodes[e.child].mate if e.child >= 0 else 0))
+            if e.child >= 0:
+                out.append(EdgeStats(e.move, self.nodes[e.child].n, -self.nodes[e.child].wsum, e.prior,
+                                     self.nodes[e.child].mate))
+            else:
+                out.append(EdgeStats(e.move, 0, 0.0, e.prior, 0))
         return out
 
     def child_of(self, int32_t node, int move_code):
@@ -581,10 +591,11 @@ cdef class Tree:
         """The :class:`BestChild` (move code, child) of the most visited edge of ``node``, or (-1, -1)."""
         cdef Node* nd = &self.nodes[node]
         cdef int i, best = -1
-        cdef int32_t best_n = 0
+        cdef int32_t best_n = 0, child
         for i in range(nd.num_edges):
-            if self.edges[nd.first_edge + i].n > best_n:
-                best_n = self.edges[nd.first_edge + i].n
+            child = self.edges[nd.first_edge + i].child
+            if child >= 0 and self.nodes[child].n > best_n:
+                best_n = self.nodes[child].n
                 best = i
         if best < 0:
             return BestChild(-1, -1)
@@ -638,6 +649,7 @@ cdef class Tree:
         queue[0] = new_root
         self.nodes[0] = old_nodes[new_root]
         self.nodes[0].excluded = 0
+        self.nodes[0].vl = 0
         while head < self.num_nodes:
             src = queue[head]
             if old_nodes[src].num_edges > 0 and old_nodes[src].first_edge >= 0:
@@ -647,10 +659,10 @@ cdef class Tree:
                 self.num_edges += old_nodes[src].num_edges
                 self.nodes[head].first_edge = first
                 for i in range(old_nodes[src].num_edges):
-                    self.edges[first + i].vl = 0
                     if self.edges[first + i].child >= 0:
                         queue[self.num_nodes] = self.edges[first + i].child
                         self.nodes[self.num_nodes] = old_nodes[self.edges[first + i].child]
+                        self.nodes[self.num_nodes].vl = 0
                         if self.nodes[self.num_nodes].state == PENDING:
                             self.nodes[self.num_nodes].state = UNEXPANDED
                         self.edges[first + i].child = self.num_nodes
