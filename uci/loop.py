@@ -38,7 +38,6 @@ ENGINE_NAME = f"azengine {__version__}"
 ENGINE_AUTHOR = "the azengine developers"
 
 
-
 @dataclass
 class SearchJob:
     """One ``go``: its position and limits, and what ``stop``/``ponderhit`` said about it so far."""
