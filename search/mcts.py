@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _mcts._init_tables(PLANE_OF_MOVE)
 
 INFO_INTERVAL_S = 1.0
+#: Pause of the search loop when a round selected nothing (every path collided): no busy spinning.
 IDLE_WAIT_S = 0.001
 #: Share of ``RamLimitMb`` the NN cache may take at most; the tree gets the rest.
 NN_CACHE_BUDGET_SHARE = 0.25
