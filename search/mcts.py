@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import chess
 import numpy as np
@@ -68,7 +68,8 @@ class Searcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluator")
         self._stop = threading.Event()
         self._ponderhit = threading.Event()
-        self._in_flight: Future | None = None
+        self._in_flight: list[Future] = []  # evaluations of a stopped search, still running
+        self._eval_ms = 0.0  # recent milliseconds per network call (moving average)
         self._root_board: chess.Board | None = None
         self._seed: int | None = None
         self._rng = random.Random()
@@ -151,12 +152,20 @@ class Searcher:
     # ----- the search -----------------------------------------------------------------------
 
     def _drain(self) -> None:
-        if self._in_flight is not None:
+        for future in self._in_flight:
             try:
-                self._in_flight.result()
+                future.result()
             except Exception:  # the result is discarded anyway
                 log.debug("discarded evaluation failed", exc_info=True)
-            self._in_flight = None
+        self._in_flight = []
+
+    @staticmethod
+    def _done_in_time(future: Future, budget_ms: float | None, timer_start: float, limits: Limits) -> bool:
+        """Wait for ``future`` but not past a clock budget: False when the budget ran out first."""
+        if budget_ms is None or limits.ponder or future.done():
+            return True
+        left = budget_ms / 1000.0 - (time.monotonic() - timer_start)
+        return left > 0 and not wait([future], timeout=left).not_done
 
     def _budget_ms(self, limits: Limits, turn: chess.Color) -> float | None:
         return time_budget_ms(limits, turn, self.params.move_overhead_ms, self.params.slow_mover)
@@ -183,8 +192,12 @@ class Searcher:
         self.tree.set_history(_history_keys(board))
 
     def _evaluate_batch(self, bitboards: np.ndarray, black: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        started = time.monotonic()
         planes = bitboards_to_planes(bitboards, black)
-        return self.evaluator.evaluate(planes)
+        result = self.evaluator.evaluate(planes)
+        took_ms = (time.monotonic() - started) * 1000.0
+        self._eval_ms = took_ms if self._eval_ms == 0.0 else 0.8 * self._eval_ms + 0.2 * took_ms
+        return result
 
     def _apply(self, batch: _mcts.Batch, result: tuple[np.ndarray, np.ndarray]) -> None:
         logits, values = result
@@ -241,6 +254,7 @@ class Searcher:
         stopped_by = ""
         batches = self._batches
         pending: tuple[_mcts.Batch, Future] | None = None
+        overflow: tuple[_mcts.Batch, Future] | None = None  # a batch sent when the clock ran out
         which = 0
         last_info = start
 
@@ -260,6 +274,12 @@ class Searcher:
                 if stopped_by:
                     break
                 room = self.params.minibatch_size
+                if budget_ms is not None and not limits.ponder \
+                        and (now - timer_start) * 1000.0 + self._eval_ms > budget_ms:
+                    if pending is None:  # another network call would overrun the clock budget
+                        stopped_by = "time"
+                        break
+                    room = 0
                 if want_nodes is not None:
                     in_flight = pending[0].count if pending else 0
                     room = min(room, want_nodes - searched() - in_flight)
@@ -271,6 +291,10 @@ class Searcher:
                     count, bitboards, black = self.runner.gather(batch, room, self.params.max_collisions, limit)
                 future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
                 if pending is not None:
+                    if not self._done_in_time(pending[1], budget_ms, timer_start, limits):
+                        stopped_by = "time"  # the hard stop: a slow batch must not cost the game
+                        overflow = (batch, future) if future is not None else None
+                        break
                     self._apply(pending[0], pending[1].result())
                     pending = None
                 if future is not None:
@@ -286,13 +310,15 @@ class Searcher:
                 if waiting.count:
                     self.runner.cancel(waiting)
             raise
-        if pending is not None:
-            batch, future = pending
-            if future.done() or want_nodes is not None and not self._stop.is_set():
+        for waiting in (pending, overflow):
+            if waiting is None:
+                continue
+            batch, future = waiting
+            if future.done() or want_nodes is not None and not self._stop.is_set() and stopped_by != "time":
                 self._apply(batch, future.result())
             else:
                 self.runner.cancel(batch)
-                self._in_flight = future
+                self._in_flight.append(future)
         info = self._info(start, searched(), depth_before)
         best, ponder = self._choose_move(board, info)
         return SearchResult(best, ponder, info, tree_full=self.tree.full, stopped_by=stopped_by)
