@@ -233,7 +233,9 @@ class Searcher:
         start = time.monotonic()
         if reset_signals:
             self.reset_signals()
-        self._drain()
+        # evaluations a stopped search left running are not waited for: their leaves were cancelled,
+        # and the clock of this search must not pay for them
+        self._in_flight = [future for future in self._in_flight if not future.done()]
         self.apply_params()
         legal = list(board.legal_moves)
         if not legal:
