@@ -305,7 +305,7 @@ class UciEngine:
             log.exception("search failed")
             self.info_string(f"internal error in search: {exc}")
             legal = list(job.board.legal_moves)
-            self.out.send(f"bestmove {legal[0].uci() if legal else '0000'}")
+            self._send_bestmove(f"bestmove {legal[0].uci() if legal else '0000'}")
             return
         self._report(result, job)
 
@@ -320,11 +320,17 @@ class UciEngine:
             # UCI: no bestmove while pondering or in infinite mode until the GUI says stop/ponderhit
             job.release.wait()
         if result.best_move is None:
-            self.out.send("bestmove 0000")
+            self._send_bestmove("bestmove 0000")
         elif result.ponder_move is not None:
-            self.out.send(f"bestmove {result.best_move.uci()} ponder {result.ponder_move.uci()}")
+            self._send_bestmove(f"bestmove {result.best_move.uci()} ponder {result.ponder_move.uci()}")
         else:
-            self.out.send(f"bestmove {result.best_move.uci()}")
+            self._send_bestmove(f"bestmove {result.best_move.uci()}")
+
+    def _send_bestmove(self, line: str) -> None:
+        """The job is done before its bestmove goes out: the GUI may send isready or go at once."""
+        with self._lock:
+            self._current = None
+        self.out.send(line)
 
 
 def run(stream_in: TextIO, stream_out: TextIO) -> None:
