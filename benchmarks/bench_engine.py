@@ -4,7 +4,7 @@
     python -m benchmarks.bench_engine --quick    # seconds: a 2x32 network, batches 1 and 32 (checks it runs)
 
 Networks are random (a trained one runs at the same speed); evaluators come from ``engine.load_model``
-exactly as the engine loads them (fp32: BatchNorm folded, TorchScript-frozen; dynamic-int8: int8
+exactly as the engine loads them (fp32: BatchNorm folded, run eagerly; dynamic-int8: int8
 Linear layers; static-int8: quantized in memory on the built-in calibration positions). Each number
 is the median of several timed repetitions after a warm-up. Only a quiet machine gives meaningful
 numbers: the load average is printed first.

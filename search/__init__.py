@@ -1,6 +1,6 @@
 """Monte Carlo tree search: the Cython tree (``_mcts``), its driver and the time manager.
 
-The search never imports torch: it calls an :class:`engine.evaluators.Evaluator`.
+The search never imports torch: it calls an :class:`engine.interface.Evaluator`.
 """
 
 from .mcts import Searcher, position_key

@@ -2,9 +2,13 @@
 """PUCT Monte Carlo tree search over C arrays.
 
 The tree is two growable arrays of C structs: nodes and edges. A node owns a contiguous run of edges
-(its legal moves, sorted by prior); an edge holds its move, prior, visit count, value sum (from the
-view of the side to move at the edge's parent), virtual loss and the index of its child node (-1 until
-the edge is first visited). Node: 32 bytes; edge: 24 bytes (sizes in ``NODE_BYTES`` / ``EDGE_BYTES``).
+(its legal moves, sorted by prior) and holds its visit count, value sum and virtual loss; an edge holds
+only its move, prior and the index of its child node (-1 until the edge is first visited), so that
+the many edges never visited cost little. Node: 32 bytes; edge: 12 bytes. The arrays grow up to a byte budget
+(``Tree.set_budget``); once it is spent the tree adds no edges, and new leaves only carry their value.
+
+Network results are kept in :class:`NNCache`, a fixed-size C table keyed by the position key, holding
+per legal move the quantized logit (relative to the best move) instead of the priors.
 
 Rules come from ``movegen.c``: each leaf position is rebuilt by playing the path's moves on a copy of
 the root position (a C struct), its legal moves generated, and terminal states (mate, stalemate,
@@ -16,8 +20,10 @@ for the tests, which check them against python-chess.
 
 from libc.math cimport exp, log, sqrt
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
+
+from collections import namedtuple
 
 import chess
 import numpy as np
@@ -38,20 +44,20 @@ cdef enum:
     SEL_LEAF = 0
     SEL_COLLISION = 1
     SEL_TERMINAL = 2
-    SEL_FULL = 3
+    SEL_REVISIT = 3  # the budget holds no new node below this expanded one: back up its own value again
 
 DEF MAX_MOVES = 256
-DEF MAX_DEPTH = 512
+DEF MAX_DEPTH = 500      # longest playout path in plies
+DEF CACHE_MOVES = 60     # positions with more legal moves are not cached
+DEF LOGIT_SCALE = 1024.0  # NN cache: logits relative to the best move in steps of 1/1024
+DEF NODE_BUDGET_SHARE = 8  # 1/8 of the tree's byte budget goes to nodes, the rest to edges
 DEF QUEEN_PROMOTION = 5  # promotion field of a move code: python-chess's piece type
 DEF PROBE_CACHE_SIZE = 1000000  # tablebase results kept by position key; emptied when full
 
 cdef struct Edge:
-    double w
-    int32_t child
-    int32_t n
+    int32_t child        # the node this move leads to, -1 until first visited
     float prior
     uint16_t move
-    int16_t vl
 
 cdef struct Node:
     double wsum          # value sum from this node's side to move, own evaluation included
@@ -60,11 +66,37 @@ cdef struct Node:
     int32_t n            # visits through this node, own evaluation included
     int16_t num_edges
     int16_t mate         # proven result: +(plies+1) side to move mates, -(plies+1) it is mated, 0 unknown
+    int16_t vl           # virtual loss: playouts selected through this node and not yet backed up
     uint8_t state
     uint8_t excluded     # root edges outside ``searchmoves`` are skipped (flag on the child's parent)
 
-NODE_BYTES = sizeof(Node)
-EDGE_BYTES = sizeof(Edge)
+cdef struct CacheEntry:
+    uint64_t key
+    float value
+    uint16_t num                   # legal moves (0: empty slot)
+    uint16_t logit[CACHE_MOVES]    # (best logit - logit) * LOGIT_SCALE per legal move, generation order
+
+MAX_TREE_DEPTH = MAX_DEPTH
+NN_CACHE_ENTRY_BYTES = sizeof(CacheEntry)
+NODE_UNEXPANDED, NODE_PENDING, NODE_EXPANDED, NODE_TERMINAL = UNEXPANDED, PENDING, EXPANDED, TERMINAL
+
+
+class NodeStats(namedtuple("NodeStats", "visits value_sum mate state num_edges")):
+    """A node: visits, value sum (side to move there), proven mate, state (``NODE_*``), edge count."""
+
+    __slots__ = ()
+
+    @property
+    def expanded(self):
+        """Whether the node has its edges."""
+        return self.state == EXPANDED
+
+
+EdgeStats = namedtuple("EdgeStats", "move visits value_sum prior child_mate")
+EdgeStats.__doc__ = """An edge: packed move, visits, value sum (parent's view), prior, proven mate of the child."""
+
+BestChild = namedtuple("BestChild", "move child")
+BestChild.__doc__ = """The most visited edge of a node: its packed move and child node (-1, -1 when none)."""
 
 _PROMO_PIECE = [None, None, chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN, None, None]
 
@@ -253,9 +285,10 @@ cdef class Tree:
     cdef Edge* edges
     cdef public int32_t num_nodes, num_edges
     cdef int32_t node_cap, edge_cap
+    cdef int32_t node_max, edge_max   # capacities the byte budget allows
     cdef public int64_t max_bytes
-    cdef public bint full
-    # search parameters
+    cdef public bint full             # the budget holds no more edges: new leaves are not expanded
+    # search parameters (set by the driver from SearchParams)
     cdef public double cpuct, cpuct_base, cpuct_factor, fpu_reduction, fpu_reduction_root
     cdef public double underpromotion_penalty
     cdef public double policy_temperature
@@ -268,22 +301,13 @@ cdef class Tree:
     cdef int history_len
 
     def __cinit__(self):
-        self.node_cap = 1024
-        self.edge_cap = 32768
-        self.nodes = <Node*> malloc(self.node_cap * sizeof(Node))
-        self.edges = <Edge*> malloc(self.edge_cap * sizeof(Edge))
+        self.node_cap = 0
+        self.edge_cap = 0
+        self.nodes = NULL
+        self.edges = NULL
         self.history = NULL
         self.history_len = 0
-        if self.nodes == NULL or self.edges == NULL:
-            raise MemoryError()
-        self.max_bytes = 1 << 40
-        self.cpuct = 1.745
-        self.cpuct_base = 38739.0
-        self.cpuct_factor = 3.894
-        self.fpu_reduction = 0.33
-        self.fpu_reduction_root = 0.33
-        self.underpromotion_penalty = 3.0
-        self.policy_temperature = 1.0
+        self.set_budget(1 << 40)
         self.reset()
 
     def __dealloc__(self):
@@ -291,21 +315,49 @@ cdef class Tree:
         free(self.edges)
         free(self.history)
 
+    def set_budget(self, int64_t max_bytes):
+        """Bound the node and edge arrays to ``max_bytes`` together (1/8 for nodes, the rest for edges)."""
+        self.max_bytes = max_bytes
+        self.node_max = <int32_t> min(max(256, max_bytes // NODE_BUDGET_SHARE // sizeof(Node)), 1 << 30)
+        self.edge_max = <int32_t> min(max(2 * MAX_MOVES, (max_bytes - self.node_max * sizeof(Node)) // sizeof(Edge)),
+                                      1 << 30)
+        self.full = self.num_edges + MAX_MOVES > self.edge_max
+
+    cdef void _resize(self, int32_t node_cap, int32_t edge_cap) except *:
+        cdef Node* nd = <Node*> realloc(self.nodes, node_cap * sizeof(Node))
+        if nd == NULL:
+            raise MemoryError()
+        self.nodes = nd
+        self.node_cap = node_cap
+        cdef Edge* e = <Edge*> realloc(self.edges, edge_cap * sizeof(Edge))
+        if e == NULL:
+            raise MemoryError()
+        self.edges = e
+        self.edge_cap = edge_cap
+
     def reset(self):
-        """Drop the whole tree; a single unexpanded root remains."""
+        """Drop the whole tree (its memory goes back); a single unexpanded root remains."""
         self.num_nodes = 0
         self.num_edges = 0
-        self.full = False
+        self._resize(min(1024, self.node_max), min(32768, self.edge_max))
+        self.full = MAX_MOVES > self.edge_max
         self._new_node()
+
+    cdef bint nodes_full(self):
+        return self.num_nodes >= self.node_max
 
     cdef int32_t _new_node(self) except -1:
         cdef Node* nd
+        cdef int32_t cap
         if self.num_nodes == self.node_cap:
-            self.node_cap *= 2
-            nd = <Node*> realloc(self.nodes, self.node_cap * sizeof(Node))
+            cap = min(2 * self.node_cap, self.node_max)
+            if cap <= self.node_cap:  # past the budget only for the root's children (searchmoves, mates)
+                cap = self.node_cap + MAX_MOVES
+            nd = <Node*> realloc(self.nodes, cap * sizeof(Node))
             if nd == NULL:
                 raise MemoryError()
             self.nodes = nd
+            self.node_cap = cap
         nd = &self.nodes[self.num_nodes]
         nd.wsum = 0.0
         nd.key = 0
@@ -313,25 +365,37 @@ cdef class Tree:
         nd.n = 0
         nd.num_edges = 0
         nd.mate = 0
+        nd.vl = 0
         nd.state = UNEXPANDED
         nd.excluded = 0
         self.num_nodes += 1
         return self.num_nodes - 1
 
     cdef int32_t _new_edges(self, int count) except -1:
+        """Index of ``count`` new edges, or -2 when the budget holds no more (``full`` is set)."""
         cdef Edge* e
-        while self.num_edges + count > self.edge_cap:
-            self.edge_cap *= 2
-            e = <Edge*> realloc(self.edges, self.edge_cap * sizeof(Edge))
+        cdef int32_t cap = self.edge_cap
+        if self.full or self.num_edges + count > self.edge_max:
+            self.full = True
+            return -2
+        while self.num_edges + count > cap:
+            cap = min(2 * cap, self.edge_max)
+        if cap != self.edge_cap:
+            e = <Edge*> realloc(self.edges, cap * sizeof(Edge))
             if e == NULL:
                 raise MemoryError()
             self.edges = e
+            self.edge_cap = cap
         self.num_edges += count
         return self.num_edges - count
 
     def memory_bytes(self):
         """Bytes used by the nodes and edges in use."""
         return self.num_nodes * sizeof(Node) + self.num_edges * sizeof(Edge)
+
+    def allocated_bytes(self):
+        """Bytes of the node and edge arrays as allocated (at most the budget, plus the root's children)."""
+        return self.node_cap * sizeof(Node) + self.edge_cap * sizeof(Edge)
 
     def set_root_key(self, key):
         """The root position's key (see ``position_key``), for repetitions along the path."""
@@ -356,8 +420,10 @@ cdef class Tree:
         cdef Node* nd
         cdef Edge* e
         cdef int i, best, depth = 0
-        cdef double cp, sqrt_n, fpu, q, u, score, best_score, visited_prior, parent_q
-        cdef int32_t child, nn
+        cdef double cp, sqrt_n, fpu, q, u, score, best_score, visited_prior, parent_q, w
+        cdef int32_t child, nn, vl
+        cdef int16_t mate
+        cdef Node* cn
         self.path_nodes[0] = 0
         while True:
             nd = &self.nodes[node]
@@ -379,7 +445,7 @@ cdef class Tree:
             visited_prior = 0.0
             for i in range(nd.num_edges):
                 e = &self.edges[nd.first_edge + i]
-                if e.n > 0:
+                if e.child >= 0 and self.nodes[e.child].n > 0:
                     visited_prior += e.prior
             parent_q = nd.wsum / nd.n if nd.n > 0 else 0.0
             fpu = parent_q - (self.fpu_reduction_root if node == 0 else self.fpu_reduction) * sqrt(visited_prior)
@@ -388,15 +454,27 @@ cdef class Tree:
             for i in range(nd.num_edges):
                 e = &self.edges[nd.first_edge + i]
                 child = e.child
-                if child >= 0 and self.nodes[child].excluded:
+                if child >= 0:
+                    cn = &self.nodes[child]
+                    if cn.excluded:
+                        continue
+                    nn = cn.n + cn.vl
+                    vl = cn.vl
+                    w = -cn.wsum  # the parent's view
+                    mate = cn.mate
+                elif self.nodes_full():
                     continue
-                nn = e.n + e.vl
-                if child >= 0 and self.nodes[child].mate != 0:
-                    q = 2.0 if self.nodes[child].mate < 0 else -2.0
+                else:
+                    nn = 0
+                    vl = 0
+                    w = 0.0
+                    mate = 0
+                if mate != 0:
+                    q = 2.0 if mate < 0 else -2.0
                 elif nn == 0:
                     q = fpu
                 else:
-                    q = (e.w - e.vl) / nn
+                    q = (w - vl) / nn
                 u = cp * e.prior * sqrt_n / (1 + nn)
                 score = q + u
                 if score > best_score:
@@ -404,41 +482,33 @@ cdef class Tree:
                     best = i
             if best < 0:
                 self.path_len = depth
-                return SEL_COLLISION
+                return SEL_REVISIT if self.nodes_full() and node != 0 else SEL_COLLISION
             best += nd.first_edge
             e = &self.edges[best]
-            e.vl += 1
             self.path_edges[depth] = best
             if e.child < 0:
-                if self.full:
-                    e.vl -= 1
-                    self.path_len = depth
-                    return SEL_FULL
                 child = self._new_node()  # may move the node array: nd is stale from here
-                self.edges[best].child = child
+                e.child = child
             depth += 1
             node = e.child
+            self.nodes[node].vl += 1
             self.path_nodes[depth] = node
 
     cdef void _undo_virtual_loss(self):
         cdef int i
-        for i in range(self.path_len):
-            self.edges[self.path_edges[i]].vl -= 1
+        for i in range(1, self.path_len + 1):
+            self.nodes[self.path_nodes[i]].vl -= 1
 
     cdef void _backup(self, double value, int remove_vl):
         """Back up ``value`` (side to move at the leaf) along the current path."""
         cdef int i
-        cdef Edge* e
         cdef Node* nd = &self.nodes[self.path_nodes[self.path_len]]
         nd.n += 1
         nd.wsum += value
         for i in range(self.path_len - 1, -1, -1):
             value = -value
-            e = &self.edges[self.path_edges[i]]
-            e.n += 1
-            e.w += value
             if remove_vl:
-                e.vl -= 1
+                self.nodes[self.path_nodes[i + 1]].vl -= 1
             nd = &self.nodes[self.path_nodes[i]]
             nd.n += 1
             nd.wsum += value
@@ -491,20 +561,19 @@ cdef class Tree:
 
     # ----- expansion -------------------------------------------------------------------------
 
-    cdef void _expand(self, int32_t node, int num, int32_t* codes, float* priors) except *:
-        """Give ``node`` its edges, sorted by prior (highest first)."""
+    cdef bint _expand(self, int32_t node, int num, int32_t* codes, float* priors) except -1:
+        """Give ``node`` its edges, sorted by prior (highest first); False when the budget holds no more."""
         cdef int32_t first = self._new_edges(num)
         cdef int i, j
         cdef Edge tmp
         cdef Edge* e
+        if first < 0:
+            return False
         for i in range(num):
             e = &self.edges[first + i]
-            e.w = 0.0
             e.child = -1
-            e.n = 0
             e.prior = priors[i]
             e.move = <uint16_t> codes[i]
-            e.vl = 0
         for i in range(1, num):  # insertion sort: at most 218 moves
             tmp = self.edges[first + i]
             j = i - 1
@@ -515,11 +584,12 @@ cdef class Tree:
         self.nodes[node].first_edge = first
         self.nodes[node].num_edges = num
         self.nodes[node].state = EXPANDED
+        return True
 
     # ----- Python-facing queries ------------------------------------------------------------
 
     def root_edges(self, int32_t node=0):
-        """List of (move_code, visits, value_sum, prior, child_mate) for the edges of ``node``."""
+        """The :class:`EdgeStats` of the edges of ``node`` (root moves outside ``searchmoves`` left out)."""
         cdef Node* nd = &self.nodes[node]
         cdef Edge* e
         out = []
@@ -527,7 +597,11 @@ cdef class Tree:
             e = &self.edges[nd.first_edge + i]
             if e.child >= 0 and self.nodes[e.child].excluded:
                 continue
-            out.append((e.move, e.n, e.w, e.prior, self.nodes[e.child].mate if e.child >= 0 else 0))
+            if e.child >= 0:
+                out.append(EdgeStats(e.move, self.nodes[e.child].n, -self.nodes[e.child].wsum, e.prior,
+                                     self.nodes[e.child].mate))
+            else:
+                out.append(EdgeStats(e.move, 0, 0.0, e.prior, 0))
         return out
 
     def child_of(self, int32_t node, int move_code):
@@ -540,22 +614,23 @@ cdef class Tree:
         return -1
 
     def node_stats(self, int32_t node=0):
-        """(visits, value_sum, mate, state, num_edges) of ``node``."""
+        """The :class:`NodeStats` of ``node``."""
         cdef Node* nd = &self.nodes[node]
-        return nd.n, nd.wsum, nd.mate, nd.state, nd.num_edges
+        return NodeStats(nd.n, nd.wsum, nd.mate, nd.state, nd.num_edges)
 
     def best_child_move(self, int32_t node):
-        """(move_code, child) of the most visited edge of ``node``, or (-1, -1)."""
+        """The :class:`BestChild` (move code, child) of the most visited edge of ``node``, or (-1, -1)."""
         cdef Node* nd = &self.nodes[node]
         cdef int i, best = -1
-        cdef int32_t best_n = 0
+        cdef int32_t best_n = 0, child
         for i in range(nd.num_edges):
-            if self.edges[nd.first_edge + i].n > best_n:
-                best_n = self.edges[nd.first_edge + i].n
+            child = self.edges[nd.first_edge + i].child
+            if child >= 0 and self.nodes[child].n > best_n:
+                best_n = self.nodes[child].n
                 best = i
         if best < 0:
-            return -1, -1
-        return self.edges[nd.first_edge + best].move, self.edges[nd.first_edge + best].child
+            return BestChild(-1, -1)
+        return BestChild(self.edges[nd.first_edge + best].move, self.edges[nd.first_edge + best].child)
 
     def set_excluded(self, allowed_codes):
         """Restrict the root to ``allowed_codes`` (``searchmoves``); None allows every move."""
@@ -602,10 +677,10 @@ cdef class Tree:
         # breadth-first copy; queue[k] is the old index of new node k
         self.num_nodes = 1
         self.num_edges = 0
-        self.full = False
         queue[0] = new_root
         self.nodes[0] = old_nodes[new_root]
         self.nodes[0].excluded = 0
+        self.nodes[0].vl = 0
         while head < self.num_nodes:
             src = queue[head]
             if old_nodes[src].num_edges > 0 and old_nodes[src].first_edge >= 0:
@@ -615,10 +690,10 @@ cdef class Tree:
                 self.num_edges += old_nodes[src].num_edges
                 self.nodes[head].first_edge = first
                 for i in range(old_nodes[src].num_edges):
-                    self.edges[first + i].vl = 0
                     if self.edges[first + i].child >= 0:
                         queue[self.num_nodes] = self.edges[first + i].child
                         self.nodes[self.num_nodes] = old_nodes[self.edges[first + i].child]
+                        self.nodes[self.num_nodes].vl = 0
                         if self.nodes[self.num_nodes].state == PENDING:
                             self.nodes[self.num_nodes].state = UNEXPANDED
                         self.edges[first + i].child = self.num_nodes
@@ -627,6 +702,7 @@ cdef class Tree:
         free(queue)
         free(old_nodes)
         free(old_edges)
+        self.full = self.num_edges + MAX_MOVES > self.edge_max
         return self.nodes[0].n
 
 
@@ -681,6 +757,87 @@ cdef class Batch:
         t.path_nodes[t.path_len] = self.path_nodes[slot, t.path_len]
 
 
+cdef class NNCache:
+    """Network results by position key: a fixed-size table, one entry per slot, the newest one wins.
+
+    An entry holds the value and, per legal move in generation order, the logit (underpromotion penalty
+    applied) below the best move's, in steps of 1/``LOGIT_SCALE``; the priors are made from them at the
+    policy temperature in effect. Positions with more than ``CACHE_MOVES`` legal moves are not stored.
+    """
+
+    cdef CacheEntry* table
+    cdef public int64_t size, used
+
+    def __cinit__(self, int64_t size=0):
+        self.table = NULL
+        self.size = 0
+        self.used = 0
+        self.resize(size)
+
+    def __dealloc__(self):
+        free(self.table)
+
+    def resize(self, int64_t size):
+        """Hold ``size`` entries (0: no cache); the entries are dropped."""
+        free(self.table)
+        self.table = NULL
+        self.size = 0
+        self.used = 0
+        if size > 0:
+            self.table = <CacheEntry*> calloc(size, sizeof(CacheEntry))
+            if self.table == NULL:
+                raise MemoryError()
+            self.size = size
+
+    def clear(self):
+        """Drop every entry (its memory goes back to the system until used again)."""
+        self.resize(self.size)
+
+    def __len__(self):
+        return self.used
+
+    def memory_bytes(self):
+        """Bytes of the entries in use."""
+        return self.used * sizeof(CacheEntry)
+
+    cdef CacheEntry* find(self, uint64_t key, int num):
+        cdef CacheEntry* entry
+        if self.size == 0:
+            return NULL
+        entry = &self.table[key % <uint64_t> self.size]
+        if entry.num == num and entry.key == key:
+            return entry
+        return NULL
+
+    cdef void store(self, uint64_t key, float value, int num, const double* logits, double best):
+        cdef CacheEntry* entry
+        cdef int i
+        cdef double step
+        if self.size == 0 or num > CACHE_MOVES or num <= 0:
+            return
+        entry = &self.table[key % <uint64_t> self.size]
+        if entry.num == 0:
+            self.used += 1
+        entry.key = key
+        entry.value = value
+        entry.num = <uint16_t> num
+        for i in range(num):
+            step = (best - logits[i]) * LOGIT_SCALE + 0.5
+            entry.logit[i] = <uint16_t> (step if step < 65535.0 else 65535.0)
+
+
+cdef void _softmax(const double* x, int n, double inv_temp, float* out):
+    """``out`` = softmax(``x`` * ``inv_temp``) over n values whose maximum is 0."""
+    cdef double total = 0.0, w
+    cdef int i
+    for i in range(n):
+        w = exp(x[i] * inv_temp)
+        out[i] = <float> w
+        total += w
+    for i in range(n):
+        out[i] = <float> (out[i] / total)
+
+
 cdef class BatchRunner:
     """Gathers batches of leaves from a :class:`Tree` and applies network results to them.
 
@@ -691,8 +848,7 @@ cdef class BatchRunner:
 
     cdef public Tree tree
     cdef az_pos root
-    cdef public object cache          # dict: position key -> (value, codes int32 array, priors float32 array)
-    cdef public int cache_size
+    cdef public NNCache cache
     cdef public int64_t playouts, sum_depth
     cdef public int max_depth_seen
     cdef public int collisions, cache_hits, terminal_hits
@@ -701,11 +857,10 @@ cdef class BatchRunner:
     cdef public object tb_cache       # dict: position key -> WDL value (1, 0, -1) or None (no table)
     cdef public int64_t tb_hits
 
-    def __init__(self, Tree tree, board, int cache_size):
+    def __init__(self, Tree tree, board, NNCache cache):
         self.tree = tree
         self.root = _position_of(board)
-        self.cache = {}
-        self.cache_size = cache_size
+        self.cache = cache
         self.playouts = 0
         self.sum_depth = 0
         self.max_depth_seen = 0
@@ -741,13 +896,14 @@ cdef class BatchRunner:
         if depth > self.max_depth_seen:
             self.max_depth_seen = depth
 
-    def gather(self, Batch batch, int want, int max_depth, int max_collisions, int max_playouts=-1):
+    def gather(self, Batch batch, int want, int max_collisions, int max_playouts=-1):
         """Select up to ``want`` leaves that need the network.
 
         Returns ``(count, bitboards, black)``: the pending leaves' 16 bitboards each (uint64
         ``(count, 16)``) and whether black is to move there. Terminal and cached leaves met on the
         way are backed up at once and counted in ``playouts``. ``max_playouts`` >= 0 caps the
-        pending leaves plus those resolved at once (a ``nodes`` limit is then met exactly).
+        pending leaves plus those resolved at once (a ``nodes`` limit is then met exactly). Once the
+        tree is full, leaves are still evaluated (cache or network) and backed up, but not expanded.
         """
         cdef Tree t = self.tree
         cdef int count = 0, attempts = 0, outcome, depth, i, n
@@ -755,13 +911,15 @@ cdef class BatchRunner:
         cdef Node* nd
         cdef az_pos pos
         cdef uint16_t moves[MAX_MOVES]
-        cdef object entry
+        cdef CacheEntry* entry
         cdef uint64_t ukey
         cdef int code, promotion
         cdef bint black
         cdef double value
-        cdef int32_t[::1] codes_view
-        cdef float[::1] priors_view
+        cdef double inv_temp = 1.0 / t.policy_temperature if t.policy_temperature > 0 else 1.0
+        cdef int32_t codes[CACHE_MOVES]
+        cdef double relative[CACHE_MOVES]
+        cdef float priors[CACHE_MOVES]
         cdef int collisions = 0
         cdef int64_t start_playouts = self.playouts
         if want > batch.cap:
@@ -770,19 +928,19 @@ cdef class BatchRunner:
             if max_playouts >= 0 and count + (self.playouts - start_playouts) >= max_playouts:
                 break
             attempts += 1
-            outcome = t._select(max_depth)
+            outcome = t._select(MAX_DEPTH)
             depth = t.path_len
-            if outcome == SEL_COLLISION or outcome == SEL_FULL:
+            if outcome == SEL_COLLISION:
                 t._undo_virtual_loss()
                 self.collisions += 1
                 collisions += 1
-                if outcome == SEL_FULL or collisions >= max_collisions:
+                if collisions >= max_collisions:
                     break
                 continue
             leaf = t.path_nodes[depth]
-            if outcome == SEL_TERMINAL:
+            if outcome == SEL_TERMINAL or outcome == SEL_REVISIT:
                 nd = &t.nodes[leaf]
-                # mated, else the value it was found terminal with (draw 0, or a tablebase result)
+                # mated, else its own value: a terminal one (draw 0, tablebase result) or, on a revisit, its mean
                 value = -1.0 if nd.mate < 0 else (nd.wsum / nd.n if nd.n > 0 else 0.0)
                 t._backup(value, 1)
                 self.terminal_hits += 1
@@ -805,9 +963,9 @@ cdef class BatchRunner:
                 value = 0.0
             elif depth > 0 and self.tb_pieces > 0 and pos.castling == 0 \
                     and __builtin_popcountll(pos.color[0] | pos.color[1]) <= self.tb_pieces:
-                entry = self._tablebase_value(&pos, ukey)
-                if entry is not None:
-                    value = entry
+                tb_value = self._tablebase_value(&pos, ukey)
+                if tb_value is not None:
+                    value = tb_value
                     self.tb_hits += 1
             if value <= 1.0:
                 t.nodes[leaf].state = TERMINAL
@@ -815,16 +973,17 @@ cdef class BatchRunner:
                 self.terminal_hits += 1
                 self._count_playout(depth)
                 continue
-            if self.cache_size > 0:
-                entry = self.cache.get(<int64_t> ukey)
-                if entry is not None:
-                    codes_view = entry[1]
-                    priors_view = entry[2]
-                    t._expand(leaf, codes_view.shape[0], &codes_view[0], &priors_view[0])
-                    t._backup(entry[0], 1)
-                    self.cache_hits += 1
-                    self._count_playout(depth)
-                    continue
+            entry = self.cache.find(ukey, n)
+            if entry != NULL:
+                for i in range(n):
+                    codes[i] = moves[i]
+                    relative[i] = -entry.logit[i] / LOGIT_SCALE
+                _softmax(relative, n, inv_temp, priors)
+                t._expand(leaf, n, codes, priors)
+                t._backup(entry.value, 1)
+                self.cache_hits += 1
+                self._count_playout(depth)
+                continue
             black = pos.turn == AZ_BLACK
             az_bitboards(&pos, &batch.rows[count, 0])
             batch.black[count] = black
@@ -849,45 +1008,38 @@ cdef class BatchRunner:
         """Expand the batch's pending leaves with the network's logits and values; back them up.
 
         A leaf's priors are the softmax over its legal moves of (logit - underpromotion penalty) /
-        ``tree.policy_temperature``; they are cached at the temperature in effect.
+        ``tree.policy_temperature``. The logits go to the cache, which keeps them apart from the
+        temperature. A leaf the full tree cannot expand keeps only its value (it stays unexpanded).
         """
         cdef Tree t = self.tree
         cdef int slot, i, n
         cdef int32_t leaf
-        cdef double mx, total, x
+        cdef double mx, x
         cdef double inv_temp = 1.0 / t.policy_temperature if t.policy_temperature > 0 else 1.0
-        cdef cnp.ndarray[cnp.float32_t, ndim=1] priors
-        cdef cnp.ndarray[cnp.int32_t, ndim=1] codes
+        cdef double relative[MAX_MOVES]
+        cdef double raw[MAX_MOVES]
+        cdef float priors[MAX_MOVES]
+        cdef int32_t codes[MAX_MOVES]
         for slot in range(batch.count):
             batch.load_path(slot, t)
             leaf = t.path_nodes[t.path_len]
             n = batch.num[slot]
-            priors = np.empty(n, dtype=np.float32)
-            codes = np.empty(n, dtype=np.int32)
             mx = -1e30
             for i in range(n):
                 x = logits[slot, batch.index[slot, i]] - batch.penalty[slot, i]
-                priors[i] = <float> x
+                raw[i] = x
                 codes[i] = batch.codes[slot, i]
                 if x > mx:
                     mx = x
-            total = 0.0
             for i in range(n):
-                x = exp((priors[i] - mx) * inv_temp)
-                priors[i] = <float> x
-                total += x
-            for i in range(n):
-                priors[i] = <float> (priors[i] / total)
-            t._expand(leaf, n, <int32_t*> codes.data, <float*> priors.data)
+                relative[i] = raw[i] - mx
+            _softmax(relative, n, inv_temp, priors)
+            if not t._expand(leaf, n, codes, priors):
+                t.nodes[leaf].state = UNEXPANDED
             t._backup(values[slot], 1)
             self._count_playout(t.path_len)
-            if self.cache_size > 0:
-                if len(self.cache) >= self.cache_size:
-                    del self.cache[next(iter(self.cache))]
-                self.cache[<int64_t> batch.key[slot]] = (float(values[slot]), codes, priors)
+            self.cache.store(batch.key[slot], values[slot], n, raw, mx)
         batch.count = 0
-        if t.memory_bytes() >= t.max_bytes:
-            t.full = True
 
     def cancel(self, Batch batch):
         """Forget the batch's pending leaves (a search stopped before their evaluation came back)."""

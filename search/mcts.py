@@ -14,13 +14,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import chess
 import numpy as np
 
 from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
 from engine.interface import Evaluator
+from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
 
 from . import _mcts
 from .tablebase import Tablebases
@@ -31,14 +32,16 @@ log = logging.getLogger(__name__)
 
 _mcts._init_tables(PLANE_OF_MOVE)
 
-#: Bytes of tree memory per expanded node with its edges, for a typical middlegame (~35 moves).
-NODE_BYTES = _mcts.NODE_BYTES
-EDGE_BYTES = _mcts.EDGE_BYTES
 INFO_INTERVAL_S = 1.0
-MAX_TREE_DEPTH = 500
 #: Below this time budget for a move the root's tablebase moves are chosen by WDL alone: probing DTZ
 #: after every root move (python-chess's prober) would take a large share of a short budget.
 TABLEBASE_DTZ_MIN_BUDGET_MS = 200.0
+#: Pause of the search loop when a round selected nothing (every path collided): no busy spinning.
+IDLE_WAIT_S = 0.001
+#: Share of ``RamLimitMb`` the NN cache may take at most; the tree gets the rest.
+NN_CACHE_BUDGET_SHARE = 0.25
+#: Bytes of one NN cache entry.
+NN_CACHE_ENTRY_BYTES = _mcts.NN_CACHE_ENTRY_BYTES
 
 
 def position_key(board: chess.Board) -> int:
@@ -63,17 +66,22 @@ class Searcher:
         self.evaluator = evaluator
         self.params = params or SearchParams()
         self.tree = _mcts.Tree()
-        self.runner = _mcts.BatchRunner(self.tree, chess.Board(), self.params.nn_cache_size)
+        self.tree.underpromotion_penalty = UNDERPROMOTION_LOGIT_PENALTY
+        self.runner = _mcts.BatchRunner(self.tree, chess.Board(), _mcts.NNCache(0))
         self._batches = [_mcts.Batch(max(1, self.params.minibatch_size)) for _ in range(2)]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluator")
         self._stop = threading.Event()
         self._ponderhit = threading.Event()
-        self._in_flight: Future | None = None
+        self._in_flight: list[Future] = []  # evaluations of a stopped search, still running
+        self._eval_ms = 0.0  # recent milliseconds per network call (moving average)
         self._root_board: chess.Board | None = None
-        self._rng = random.Random(self.params.seed)
+        self._seed: int | None = None
+        self._rng = random.Random()
+        self._budget: tuple[int, int] | None = None
         self.reused_visits = 0
         self.tablebases: Tablebases | None = None
         self._tablebase_root_decided = False  # the tables chose the root moves: a first batch is enough
+        self.apply_params()
 
     # ----- control from other threads -------------------------------------------------------
 
@@ -105,22 +113,48 @@ class Searcher:
         self.runner.cache.clear()
         self._root_board = None
 
+    def memory_budget(self) -> tuple[int, int]:
+        """(NN cache entries, tree bytes) from ``RamLimitMb`` and ``NNCacheSize``.
+
+        The cache takes at most :data:`NN_CACHE_BUDGET_SHARE` of the limit, the tree the rest;
+        with no limit (0) the cache holds ``NNCacheSize`` entries and the tree is unbounded.
+        """
+        p = self.params
+        if p.ram_limit_mb <= 0:
+            return p.nn_cache_size, 1 << 40
+        limit = p.ram_limit_mb * 1024 * 1024
+        entries = min(p.nn_cache_size, int(limit * NN_CACHE_BUDGET_SHARE) // NN_CACHE_ENTRY_BYTES)
+        return entries, limit - entries * NN_CACHE_ENTRY_BYTES
+
     def apply_params(self) -> None:
         """Push ``self.params`` into the tree (after options changed)."""
         p, t = self.params, self.tree
         t.cpuct, t.cpuct_base, t.cpuct_factor = p.cpuct, p.cpuct_base, p.cpuct_factor
         t.fpu_reduction, t.fpu_reduction_root = p.fpu_value, p.fpu_value_at_root
-        if t.policy_temperature != p.policy_temperature:  # priors in the tree and cache are stale
+        if t.policy_temperature != p.policy_temperature:  # priors in the tree are stale
             t.policy_temperature = p.policy_temperature
             self.new_game()
-        t.max_bytes = p.ram_limit_mb * 1024 * 1024 if p.ram_limit_mb > 0 else 1 << 40
-        t.full = t.memory_bytes() >= t.max_bytes  # a raised RamLimitMb lets a kept tree grow again
-        self.runner.cache_size = p.nn_cache_size
-        while len(self.runner.cache) > p.nn_cache_size:
-            del self.runner.cache[next(iter(self.runner.cache))]
+        budget = self.memory_budget()
+        if budget != self._budget:
+            self._drain()
+            self._budget = budget
+            if self.runner.cache.size != budget[0]:
+                self.runner.cache.resize(budget[0])
+            t.set_budget(budget[1])  # a raised RamLimitMb lets a kept tree grow again
         if self._batches[0].capacity != max(1, p.minibatch_size):
             self._batches = [_mcts.Batch(max(1, p.minibatch_size)) for _ in range(2)]
-        self._rng = random.Random(p.seed)
+        if p.seed != self._seed:  # seeded once per Seed; 0: fresh entropy
+            self._seed = p.seed
+            self._rng = random.Random(p.seed or None)
+
+    def hashfull(self) -> int:
+        """Per mille of ``RamLimitMb`` in use by the tree and the NN cache (1000 once the tree is full)."""
+        if self.params.ram_limit_mb <= 0:
+            return 0
+        if self.tree.full:
+            return 1000
+        used = self.tree.memory_bytes() + self.runner.cache.memory_bytes()
+        return min(1000, int(1000 * used / (self.params.ram_limit_mb * 1024 * 1024)))
 
     def close(self) -> None:
         """Stop the evaluator thread."""
@@ -130,12 +164,20 @@ class Searcher:
     # ----- the search -----------------------------------------------------------------------
 
     def _drain(self) -> None:
-        if self._in_flight is not None:
+        for future in self._in_flight:
             try:
-                self._in_flight.result()
+                future.result()
             except Exception:  # the result is discarded anyway
                 log.debug("discarded evaluation failed", exc_info=True)
-            self._in_flight = None
+        self._in_flight = []
+
+    @staticmethod
+    def _done_in_time(future: Future, budget_ms: float | None, timer_start: float, limits: Limits) -> bool:
+        """Wait for ``future`` but not past a clock budget: False when the budget ran out first."""
+        if budget_ms is None or limits.ponder or future.done():
+            return True
+        left = budget_ms / 1000.0 - (time.monotonic() - timer_start)
+        return left > 0 and not wait([future], timeout=left).not_done
 
     def _budget_ms(self, limits: Limits, turn: chess.Color) -> float | None:
         return time_budget_ms(limits, turn, self.params.move_overhead_ms, self.params.slow_mover)
@@ -152,7 +194,7 @@ class Searcher:
                 node = self.tree.child_of(node, _mcts.encode_move(move))
                 if node < 0:
                     break
-        if node >= 0 and self.tree.node_stats(node)[3] == 2:  # EXPANDED
+        if node >= 0 and self.tree.node_stats(node).expanded:
             self.reused_visits = self.tree.reroot(node)
         else:
             self.tree.reset()
@@ -162,8 +204,12 @@ class Searcher:
         self.tree.set_history(_history_keys(board))
 
     def _evaluate_batch(self, bitboards: np.ndarray, black: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        started = time.monotonic()
         planes = bitboards_to_planes(bitboards, black)
-        return self.evaluator.evaluate(planes)
+        result = self.evaluator.evaluate(planes)
+        took_ms = (time.monotonic() - started) * 1000.0
+        self._eval_ms = took_ms if self._eval_ms == 0.0 else 0.8 * self._eval_ms + 0.2 * took_ms
+        return result
 
     def _apply(self, batch: _mcts.Batch, result: tuple[np.ndarray, np.ndarray]) -> None:
         logits, values = result
@@ -172,10 +218,10 @@ class Searcher:
 
     def _expand_root(self) -> None:
         """Evaluate the root synchronously if it is not expanded yet."""
-        if self.tree.node_stats(0)[3] == 2:
+        if self.tree.node_stats(0).expanded:
             return
         batch = self._batches[0]
-        count, bitboards, black = self.runner.gather(batch, 1, MAX_TREE_DEPTH, 1)
+        count, bitboards, black = self.runner.gather(batch, 1, 1)
         if count:
             self._apply(batch, self._evaluate_batch(bitboards, black))
 
@@ -199,7 +245,9 @@ class Searcher:
         start = time.monotonic()
         if reset_signals:
             self.reset_signals()
-        self._drain()
+        # evaluations a stopped search left running are not waited for: their leaves were cancelled,
+        # and the clock of this search must not pay for them
+        self._in_flight = [future for future in self._in_flight if not future.done()]
         self.apply_params()
         legal = list(board.legal_moves)
         if not legal:
@@ -222,9 +270,9 @@ class Searcher:
         stopped_by = ""
         batches = self._batches
         pending: tuple[_mcts.Batch, Future] | None = None
+        overflow: tuple[_mcts.Batch, Future] | None = None  # a batch sent when the clock ran out
         which = 0
         last_info = start
-        tree_full = False
 
         def searched() -> int:
             return self.runner.playouts - playouts_before
@@ -242,26 +290,34 @@ class Searcher:
                 if stopped_by:
                     break
                 room = self.params.minibatch_size
+                if budget_ms is not None and not limits.ponder \
+                        and (now - timer_start) * 1000.0 + self._eval_ms > budget_ms:
+                    if pending is None:  # another network call would overrun the clock budget
+                        stopped_by = "time"
+                        break
+                    room = 0
                 if want_nodes is not None:
                     in_flight = pending[0].count if pending else 0
                     room = min(room, want_nodes - searched() - in_flight)
                 batch = batches[which]
+                before = searched()
                 count, bitboards, black = 0, None, None
                 if room > 0:
                     limit = room if want_nodes is not None else -1
-                    count, bitboards, black = self.runner.gather(batch, room, MAX_TREE_DEPTH,
-                                                                 self.params.max_collisions, limit)
+                    count, bitboards, black = self.runner.gather(batch, room, self.params.max_collisions, limit)
                 future = self._executor.submit(self._evaluate_batch, bitboards, black) if count else None
                 if pending is not None:
+                    if not self._done_in_time(pending[1], budget_ms, timer_start, limits):
+                        stopped_by = "time"  # the hard stop: a slow batch must not cost the game
+                        overflow = (batch, future) if future is not None else None
+                        break
                     self._apply(pending[0], pending[1].result())
                     pending = None
                 if future is not None:
                     pending = (batch, future)
                     which ^= 1
-                elif count == 0 and room > 0 and self.tree.full:
-                    tree_full = True
-                    stopped_by = "tree memory limit (RamLimitMb)"
-                    break
+                elif pending is None and searched() == before:
+                    time.sleep(IDLE_WAIT_S)  # nothing to select (all collisions): do not spin
                 if on_info is not None and now - last_info >= INFO_INTERVAL_S:
                     last_info = now
                     on_info(self._info(start, searched(), depth_before))
@@ -270,16 +326,18 @@ class Searcher:
                 if waiting.count:
                     self.runner.cancel(waiting)
             raise
-        if pending is not None:
-            batch, future = pending
-            if future.done() or want_nodes is not None and not self._stop.is_set():
+        for waiting in (pending, overflow):
+            if waiting is None:
+                continue
+            batch, future = waiting
+            if future.done() or want_nodes is not None and not self._stop.is_set() and stopped_by != "time":
                 self._apply(batch, future.result())
             else:
                 self.runner.cancel(batch)
-                self._in_flight = future
+                self._in_flight.append(future)
         info = self._info(start, searched(), depth_before)
         best, ponder = self._choose_move(board, info)
-        return SearchResult(best, ponder, info, tree_full=tree_full or self.tree.full, stopped_by=stopped_by)
+        return SearchResult(best, ponder, info, tree_full=self.tree.full, stopped_by=stopped_by)
 
     def _should_stop(self, limits: Limits, now: float, timer_start: float, budget_ms: float | None,
                      searched: int, depth_before: int, num_legal: int, allowed: set[int] | None) -> str:
@@ -293,7 +351,7 @@ class Searcher:
         if limits.depth is not None and searched > 0 \
                 and (self.runner.sum_depth - depth_before) / searched >= limits.depth:
             return "depth"
-        root_mate = self.tree.node_stats(0)[2]
+        root_mate = self.tree.node_stats(0).mate
         if root_mate > 0 and allowed is None:
             if limits.mate is None or root_mate // 2 <= limits.mate:
                 return "mate found"
@@ -309,7 +367,7 @@ class Searcher:
         if self.params.smart_pruning_factor > 0 and searched > 0 and elapsed_ms > 0:
             nps = searched / (elapsed_ms / 1000.0)
             remaining = (budget_ms - elapsed_ms) / 1000.0 * nps / self.params.smart_pruning_factor
-            visits = sorted((e[1] for e in self.tree.root_edges()), reverse=True)
+            visits = sorted((e.visits for e in self.tree.root_edges()), reverse=True)
             if len(visits) >= 2 and visits[0] - visits[1] > remaining:
                 return "smart pruning"
         return ""
@@ -335,16 +393,16 @@ class Searcher:
 
     # ----- results ---------------------------------------------------------------------------
 
-    def _ranked_root(self) -> list[tuple]:
+    def _ranked_root(self) -> list[_mcts.EdgeStats]:
         """Root edges best first: proven wins (shortest), then visits, then Q; proven losses last."""
 
-        def rank(edge: tuple) -> tuple:
-            code, n, w, prior, mate = edge
+        def rank(edge: _mcts.EdgeStats) -> tuple:
+            n, mate = edge.visits, edge.child_mate
             if mate < 0:  # the child is mated: we win in -mate plies
                 return (2, mate, 0, 0.0)
             if mate > 0:  # the child mates: we lose; prefer the longest loss
                 return (0, mate, n, 0.0)
-            return (1, n, w / n if n else -2.0, prior)
+            return (1, n, edge.value_sum / n if n else -2.0, edge.prior)
 
         return sorted(self.tree.root_edges(), key=rank, reverse=True)
 
@@ -352,15 +410,16 @@ class Searcher:
         moves = [_mcts.decode_move(first_code)]
         node = self.tree.child_of(0, first_code)
         while node >= 0 and len(moves) < 64:
-            code, node = self.tree.best_child_move(node)
-            if code < 0:
+            best = self.tree.best_child_move(node)
+            if best.move < 0:
                 break
-            moves.append(_mcts.decode_move(code))
+            node = best.child
+            moves.append(_mcts.decode_move(best.move))
         return moves
 
-    def _line(self, rank: int, edge: tuple) -> PvLine:
-        code, n, w, prior, mate = edge
-        q = w / n if n else 0.0
+    def _line(self, rank: int, edge: _mcts.EdgeStats) -> PvLine:
+        n, mate = edge.visits, edge.child_mate
+        q = edge.value_sum / n if n else 0.0
         if mate < 0:
             score = Score.from_mate_plies(-mate)
             q = 1.0
@@ -369,21 +428,19 @@ class Searcher:
             q = -1.0
         else:
             score = Score.from_q(q)
-        return PvLine(rank, score, q, wdl_from_q(q), self._pv(code), n)
+        return PvLine(rank, score, q, wdl_from_q(q), self._pv(edge.move), n)
 
     def _info(self, start: float, searched: int, depth_before: int) -> SearchInfo:
         elapsed = max(1e-6, time.monotonic() - start)
         ranked = self._ranked_root()
         lines = [self._line(i + 1, e) for i, e in enumerate(ranked[: max(1, self.params.multipv)])]
-        stats = [MoveStats(_mcts.decode_move(c), n, p, w / n if n else None, -m) for c, n, w, p, m in ranked]
+        stats = [MoveStats(_mcts.decode_move(e.move), e.visits, e.prior,
+                           e.value_sum / e.visits if e.visits else None, -e.child_mate) for e in ranked]
         avg_depth = (self.runner.sum_depth - depth_before) / searched if searched else 0
-        nodes = self.tree.node_stats(0)[0]
-        max_bytes = self.tree.max_bytes if self.params.ram_limit_mb > 0 else None
-        hashfull = int(1000 * self.tree.memory_bytes() / max_bytes) if max_bytes else 0
         return SearchInfo(
             depth=max(1, math.ceil(avg_depth)), seldepth=max(1, self.runner.max_depth_seen),
-            time_ms=int(elapsed * 1000), nodes=nodes, nps=int(searched / elapsed),
-            hashfull=min(1000, hashfull), lines=lines, stats=stats,
+            time_ms=int(elapsed * 1000), nodes=self.tree.node_stats(0).visits, nps=int(searched / elapsed),
+            hashfull=self.hashfull(), lines=lines, stats=stats,
             tbhits=self.runner.tb_hits if self.tablebases is not None else None,
         )
 
@@ -404,6 +461,6 @@ class Searcher:
         else:
             child = self.tree.child_of(0, _mcts.encode_move(best))
             if child >= 0:
-                code, _ = self.tree.best_child_move(child)
-                ponder = _mcts.decode_move(code) if code >= 0 else None
+                reply = self.tree.best_child_move(child).move
+                ponder = _mcts.decode_move(reply) if reply >= 0 else None
         return best, ponder

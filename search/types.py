@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 import chess
 
@@ -73,9 +75,33 @@ class Limits:
         return self.movetime is not None or self.wtime is not None or self.btime is not None
 
 
+#: The default ``RamLimitMb``: this share of the machine's physical memory, at most :data:`RAM_LIMIT_CAP_MB`.
+RAM_LIMIT_SHARE = 0.25
+RAM_LIMIT_CAP_MB = 4096
+
+
+def physical_memory_mb() -> int | None:
+    """The machine's physical memory in MiB, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_ram_limit_mb() -> int:
+    """A quarter of physical memory, capped at :data:`RAM_LIMIT_CAP_MB` (the cap where unknown)."""
+    total = physical_memory_mb()
+    if total is None:
+        return RAM_LIMIT_CAP_MB
+    return max(64, min(RAM_LIMIT_CAP_MB, int(total * RAM_LIMIT_SHARE)))
+
+
 @dataclass
 class SearchParams:
-    """Tunable search settings (the UCI options table documents each)."""
+    """Tunable search settings, with their defaults: the one place they are declared.
+
+    The UCI options (``uci.options``) name the field each sets and take its default from here.
+    """
 
     cpuct: float = 1.745
     cpuct_base: float = 38739.0
@@ -86,7 +112,7 @@ class SearchParams:
     minibatch_size: int = 32
     max_collisions: int = 16
     nn_cache_size: int = 200_000
-    ram_limit_mb: int = 0
+    ram_limit_mb: int = field(default_factory=default_ram_limit_mb)
     smart_pruning_factor: float = 1.33
     move_overhead_ms: int = 100
     slow_mover: float = 1.5
@@ -94,6 +120,12 @@ class SearchParams:
     temperature: float = 0.0
     temp_cutoff_move: int = 8
     seed: int = 0
+
+
+def param_default(name: str) -> Any:
+    """The default of the :class:`SearchParams` field ``name`` (KeyError for an unknown name)."""
+    declared = {f.name: f for f in fields(SearchParams)}[name]
+    return declared.default_factory() if declared.default is MISSING else declared.default
 
 
 @dataclass

@@ -6,6 +6,7 @@ here (values from the planes, no network) and a tiny random network loaded throu
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from engine import AlphaZeroNet, UniformEvaluator, load_model
 from search import Limits, Searcher, SearchParams, SearchResult, _mcts, position_key
 from search.timeman import DEFAULT_MOVES_TO_GO, INCREMENT_SHARE, MAX_CLOCK_SHARE, time_budget_ms
 
-EXPANDED, TERMINAL = 2, 3
+EXPANDED, TERMINAL = _mcts.NODE_EXPANDED, _mcts.NODE_TERMINAL
 
 SCHOLARS_MATE_IN_1 = "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"  # Qxf7#
 LEGALS_MATE_IN_2 = "r2qkb1r/pp2nppp/3p4/2pNN1B1/2BnP3/3P4/PPP2PPP/R2bK2R w KQkq - 1 10"  # Nf6+ gxf6 Bxf7#
@@ -96,7 +97,8 @@ def check_tree(searcher: Searcher, board: chess.Board, node: int = 0, repetition
         if child < 0:
             assert n == 0
             continue
-        child_visits, child_wsum = searcher.tree.node_stats(child)[:2]
+        child_stats = searcher.tree.node_stats(child)
+        child_visits, child_wsum = child_stats.visits, child_stats.value_sum
         assert n == child_visits, (board.fen(), move.uci())
         assert w == pytest.approx(-child_wsum, abs=1e-6)  # edge values are from the parent's side
         if n > 0:
@@ -236,7 +238,7 @@ def test_stalemate_is_a_draw_and_avoided_when_winning() -> None:
         n, w, child = edges[move]
         assert n > 0, f"{move} was never tried"
         assert w == 0.0  # every visit of a stalemate scores exactly a draw
-        assert searcher.tree.node_stats(child)[3] == TERMINAL
+        assert searcher.tree.node_stats(child).state == TERMINAL
     winning = [w / n for move, (n, w, _c) in edges.items() if move not in stalemating and n > 0]
     assert sum(q > 0.5 for q in winning) >= 10  # a queen up: tanh(0.2 * 9) ~ 0.95 unless the queen hangs
     assert result.best_move not in stalemating
@@ -297,7 +299,7 @@ def test_repetition_inside_the_tree_is_a_draw() -> None:
 def test_visit_counts_add_up(net_evaluator) -> None:
     board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
     searcher, result = run(board, Limits(nodes=2500), net_evaluator)
-    assert result.info.nodes == 2500 == searcher.tree.node_stats(0)[0]
+    assert result.info.nodes == 2500 == searcher.tree.node_stats(0).visits
     assert sum(s.visits for s in result.info.stats) == 2499
     assert check_tree(searcher, board) > 500
 
@@ -333,7 +335,7 @@ def test_tree_reuse_keeps_the_subtree(net_evaluator) -> None:
     ours, theirs = first.info.lines[0].pv[:2]
     child = searcher.tree.child_of(0, _mcts.encode_move(ours))
     grandchild = searcher.tree.child_of(child, _mcts.encode_move(theirs))
-    expected = searcher.tree.node_stats(grandchild)[0]
+    expected = searcher.tree.node_stats(grandchild).visits
     assert expected >= 2  # an expanded subtree
     board.push(ours)
     board.push(theirs)
@@ -347,25 +349,58 @@ def test_tree_reuse_keeps_the_subtree(net_evaluator) -> None:
     searcher.close()
 
 
-def test_ram_limit_stops_the_tree_growing() -> None:
-    searcher, result = run(chess.STARTING_FEN, Limits(nodes=1_000_000), ram_limit_mb=1)
-    assert result.tree_full
-    assert "RamLimitMb" in result.stopped_by
-    assert result.info.nodes < 1_000_000
-    used = searcher.tree.memory_bytes()
-    assert used >= 1024 * 1024 - 64 * 1024  # it did fill up ...
-    assert used <= 1024 * 1024 + 256 * 1024  # ... and stopped within about a batch of the limit
-    assert result.info.hashfull >= 900
+def test_ram_limit_bounds_the_tree_and_the_search_goes_on() -> None:
+    """At RamLimitMb the tree stops growing inside the limit; the search keeps refining until its own limit."""
+    limit = 1024 * 1024
+    searcher, result = run(chess.STARTING_FEN, Limits(nodes=150_000), ram_limit_mb=1)
+    assert result.tree_full and result.stopped_by == "nodes"
+    assert result.info.nodes == 150_000 and result.info.hashfull == 1000
+    cache_bytes = searcher.runner.cache.size * _mcts.NN_CACHE_ENTRY_BYTES
+    assert cache_bytes <= limit // 4
+    assert searcher.tree.allocated_bytes() + cache_bytes <= limit + 4096
+    assert searcher.tree.memory_bytes() >= limit - cache_bytes - 64 * 1024  # it did fill up
     assert result.best_move in chess.Board().legal_moves
-    # the same position again: still full, stops at once with a move
-    again = searcher.search(chess.Board(), Limits(nodes=1_000_000))
-    assert again.tree_full and again.best_move is not None
-    assert searcher.tree.memory_bytes() <= 1024 * 1024 + 256 * 1024
+    assert sum(e.visits for e in searcher.tree.root_edges()) == 150_000 - 1
+    # the same position again: the full tree still takes playouts
+    again = searcher.search(chess.Board(), Limits(nodes=20_000))
+    assert again.tree_full and again.info.nodes == 170_000
+    assert searcher.tree.allocated_bytes() + cache_bytes <= limit + 4096
     # a larger limit lets the kept tree grow again
+    used = searcher.tree.memory_bytes()
     searcher.params.ram_limit_mb = 2
-    bigger = searcher.search(chess.Board(), Limits(nodes=1_000_000))
-    assert bigger.tree_full and bigger.info.nodes > again.info.nodes
-    assert 2 * 1024 * 1024 - 64 * 1024 <= searcher.tree.memory_bytes() <= 2 * 1024 * 1024 + 256 * 1024
+    bigger = searcher.search(chess.Board(), Limits(nodes=150_000))
+    assert searcher.tree.memory_bytes() > used + limit // 2
+    assert bigger.tree_full and searcher.tree.allocated_bytes() <= 2 * limit
+    searcher.close()
+
+
+def test_nn_cache_gives_the_priors_of_a_fresh_evaluation(net_evaluator) -> None:
+    """A position expanded from the NN cache gets the priors and value a fresh network call gives."""
+    board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+    fresh = run(board, Limits(nodes=2), net_evaluator, policy_temperature=0.7)[1]
+    searcher = Searcher(net_evaluator, SearchParams(policy_temperature=0.7))
+    searcher.search(board, Limits(nodes=300))
+    searcher.search(chess.Board(), Limits(nodes=2))  # another root: the tree is dropped, the cache kept
+    hits = searcher.runner.cache_hits
+    cached = searcher.search(board, Limits(nodes=2))
+    assert searcher.runner.cache_hits > hits and len(searcher.runner.cache) > 0
+    want = {s.move: s.prior for s in fresh.info.stats}
+    got = {s.move: s.prior for s in cached.info.stats}
+    assert got.keys() == want.keys()
+    for move, prior in want.items():
+        assert got[move] == pytest.approx(prior, rel=2e-3, abs=1e-6)
+    searcher.close()
+
+
+def test_tree_results_are_named_records() -> None:
+    searcher, _ = run(chess.STARTING_FEN, Limits(nodes=50))
+    root = searcher.tree.node_stats(0)
+    assert root.expanded and root.state == EXPANDED and root.visits == 50 and root.num_edges == 20
+    edges = searcher.tree.root_edges()
+    assert sum(e.visits for e in edges) == 49 and all(0 < e.prior < 1 for e in edges)
+    best = searcher.tree.best_child_move(0)
+    assert best.move == max(edges, key=lambda e: e.visits).move and best.child > 0
+    assert searcher.tree.best_child_move(best.child).move >= -1
 
 
 def test_stop_from_another_thread_is_prompt(net_evaluator) -> None:
@@ -528,3 +563,68 @@ def test_slow_mover_scales_the_clock_share_only() -> None:
     assert base == pytest.approx(30_000 / DEFAULT_MOVES_TO_GO + INCREMENT_SHARE * 1_000)
     assert time_budget_ms(Limits(wtime=1_000, movestogo=10), chess.WHITE, 0, slow_mover=10.0) == MAX_CLOCK_SHARE * 1_000
     assert time_budget_ms(Limits(movetime=500), chess.WHITE, 0, slow_mover=3.0) == 500
+
+
+def _chi_square_bound(dof: int, z: float = 3.72) -> float:
+    """Upper chi-square quantile for ``dof`` degrees of freedom at about p = 1e-4 (Wilson-Hilferty)."""
+    return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_temperature_picks_follow_visits_to_the_one_over_t(net_evaluator, temperature: float) -> None:
+    """Over many searches the chosen moves follow visits^(1/T) (chi-square), drawn from one seeded stream."""
+    board = chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3")
+    searcher = Searcher(net_evaluator, SearchParams(temperature=temperature, seed=11, minibatch_size=16))
+    observed: dict[chess.Move, int] = {}
+    expected: dict[chess.Move, float] = {}
+    searches = 400
+    for _ in range(searches):
+        searcher.new_game()
+        result = searcher.search(board, Limits(nodes=120))
+        weights = {s.move: s.visits ** (1 / temperature) for s in result.info.stats if s.visits > 0}
+        total = sum(weights.values())
+        for move, w in weights.items():
+            expected[move] = expected.get(move, 0.0) + w / total
+        observed[result.best_move] = observed.get(result.best_move, 0) + 1
+    searcher.close()
+    assert set(observed) <= set(expected)
+    # pool the rare moves into one bin so that every bin expects at least 5 picks
+    bins = [(observed.get(m, 0), e) for m, e in expected.items() if e >= 5]
+    rare = [(observed.get(m, 0), e) for m, e in expected.items() if e < 5]
+    if sum(e for _, e in rare) >= 5:
+        bins.append((sum(o for o, _ in rare), sum(e for _, e in rare)))
+    assert len(bins) >= 3
+    chi2 = sum((o - e) ** 2 / e for o, e in bins)
+    assert chi2 < _chi_square_bound(len(bins) - 1), (chi2, bins)
+    assert max(observed.values()) < searches  # not the same pick every time
+
+
+def test_temperature_is_seeded_once_per_seed(net_evaluator) -> None:
+    """The same Seed gives the same sequence of picks; the generator is not reseeded at each search."""
+    board = chess.Board()
+
+    def picks(seed: int) -> list[chess.Move]:
+        searcher = Searcher(net_evaluator, SearchParams(temperature=1.0, seed=seed))
+        moves = []
+        for _ in range(30):
+            searcher.new_game()
+            moves.append(searcher.search(board, Limits(nodes=60)).best_move)
+        searcher.close()
+        return moves
+
+    first = picks(5)
+    assert first == picks(5)
+    assert len(set(first)) > 1
+
+
+def test_temperature_zero_plays_the_most_visited_move(net_evaluator) -> None:
+    searcher = Searcher(net_evaluator, SearchParams(temperature=0.0))
+    boards = [chess.Board(), chess.Board("r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"),
+              chess.Board("r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R2QKB1R w KQ - 0 9")]
+    for i in range(30):
+        board = boards[i % len(boards)]
+        searcher.new_game()
+        result = searcher.search(board, Limits(nodes=40 + 7 * i))
+        most = max(s.visits for s in result.info.stats)
+        assert result.best_move in [s.move for s in result.info.stats if s.visits == most]
+    searcher.close()

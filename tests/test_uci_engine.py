@@ -376,6 +376,57 @@ def test_missing_weights_file_before_first_load_still_plays():
         assert eng.bad_stdout_lines() == []
 
 
+def test_unloadable_weights_file_plays_the_bundled_network_and_says_so_at_every_go(tmp_path):
+    """A file that cannot be loaded before any network: the bundled one plays, never uniform priors."""
+    broken = tmp_path / "broken.pb.gz"
+    broken.write_bytes(b"\x1f\x8b not really a network")
+    with RawEngine() as eng:
+        eng.send("uci")
+        eng.wait_for("uciok", LOAD_S)
+        eng.send(f"setoption name WeightsFile value {broken}")
+        before = eng.isready(LOAD_S)
+        errors = [line for line in before if line.startswith("info string error")]
+        assert errors and "broken.pb.gz" in errors[0] and "playing the bundled network" in errors[0], before
+        assert any(line.startswith("info string loaded") for line in before), before
+        assert not any("uniform" in line for line in before), before
+        for _ in range(2):  # the error is repeated at every go until the option is fixed
+            eng.send("position startpos", "go nodes 20")
+            _, line, lines = eng.wait_for("bestmove", MOVE_S)
+            bestmove(line, chess.Board())
+            assert any(x.startswith("info string error") and "broken.pb.gz" in x for x in lines), lines
+        eng.send("setoption name WeightsFile value <bundled>")
+        eng.isready(LOAD_S)
+        eng.send("position startpos", "go nodes 20")
+        _, line, lines = eng.wait_for("bestmove", MOVE_S)
+        assert not any(x.startswith("info string error") for x in lines), lines
+        assert eng.bad_stdout_lines() == []
+
+
+def test_threads_after_load_reach_the_onnx_session():
+    """setoption Threads after the network is loaded rebuilds the ONNX Runtime session, with an info string."""
+    pytest.importorskip("onnxruntime")
+    import io
+
+    from uci.loop import UciEngine
+    from uci.writer import UciWriter
+
+    out = io.StringIO()
+    uci = UciEngine(UciWriter(out))
+    uci.handle("setoption name Backend value onnx-int8")
+    uci.handle("isready")
+    assert uci.evaluator is not None and uci.evaluator.kind == "onnx-int8", out.getvalue()
+    assert uci.evaluator.session.get_session_options().intra_op_num_threads == 1
+    uci.handle("setoption name Threads value 2")
+    assert uci.evaluator.session.get_session_options().intra_op_num_threads == 2
+    assert "info string network now runs on 2 threads" in out.getvalue().splitlines()
+    uci.handle("position startpos")
+    uci.handle("go nodes 30")
+    uci.handle("isready")
+    uci._wait_search()
+    assert out.getvalue().splitlines()[-1].startswith("bestmove ") or "bestmove " in out.getvalue()
+    uci.searcher.close()
+
+
 def test_static_int8_backend(raw):
     raw.send("setoption name Backend value static-int8")
     before = raw.isready(LOAD_S)

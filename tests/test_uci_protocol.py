@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from uci_client import long_game
 
-from search.types import Limits, MoveStats, PvLine, Score, SearchInfo, wdl_from_q
+from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
+from search.types import Limits, MoveStats, PvLine, Score, SearchInfo, SearchParams, default_ram_limit_mb, wdl_from_q
 from uci.loop import UciEngine
 from uci.options import DEFAULT_WEIGHTS, OPTIONS, Option, OptionError, OptionValues, markdown_table
 from uci.protocol import (
@@ -599,3 +600,30 @@ def test_readme_lists_every_option_as_the_engine_declares_it() -> None:
     """The README's options table is the one ``python -m uci.options`` prints."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme
+
+
+def test_search_options_agree_with_the_readme_and_a_fresh_search() -> None:
+    """Each search option's ``option`` line, README row and a fresh search's setting carry one default."""
+    out = io.StringIO()
+    uci = NetworkFreeEngine(UciWriter(out))
+    uci.handle("uci")
+    announced = {m["name"]: m["default"] for m in map(UCI_OPTION_LINE.match, out.getvalue().splitlines()) if m}
+    uci.handle("go nodes 1")
+    uci.handle("stop")
+    searcher = uci.searcher
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    params = SearchParams()
+    declared = [o for o in OPTIONS if o.param]
+    assert {o.param for o in declared} == set(vars(params)) - {"max_collisions"}  # all but one are options
+    for option in declared:
+        assert option.parse(announced[option.name]) == getattr(params, option.param) == option.default, option.name
+        assert getattr(searcher.params, option.param) == option.default, option.name
+        assert f"| `{option.name}` | " in readme and f"| `{option.readme_default()}` |" in readme
+    tree = searcher.tree
+    assert (tree.cpuct, tree.cpuct_base, tree.cpuct_factor) == (params.cpuct, params.cpuct_base, params.cpuct_factor)
+    assert (tree.fpu_reduction, tree.fpu_reduction_root) == (params.fpu_value, params.fpu_value_at_root)
+    assert tree.policy_temperature == params.policy_temperature
+    assert tree.underpromotion_penalty == UNDERPROMOTION_LOGIT_PENALTY
+    assert params.ram_limit_mb == default_ram_limit_mb() > 0
+    assert searcher.runner.cache.size == params.nn_cache_size
+    searcher.close()

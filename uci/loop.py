@@ -4,12 +4,20 @@ Input is read on the calling thread, searches run on a thread of their own and e
 through one :class:`~uci.writer.UciWriter`. The network is loaded lazily (on ``isready`` or the first
 ``go``), after the GUI has set its options. Bad input never ends the loop: it is answered with an
 ``info string`` line.
+
+Command order: each ``go`` becomes a search job with its own copy of the position, run one after the
+other, and each job sends exactly one ``bestmove``. ``position`` during a search sets the position for
+the next ``go``; a ``go`` during a search waits for that search's ``bestmove`` (during ``infinite`` or
+ponder it is told, in an ``info string``, to wait for ``stop``); ``stop`` ends the running search and
+every waiting one at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -30,15 +38,20 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = f"azengine {__version__}"
 ENGINE_AUTHOR = "the azengine developers"
 
-#: UCI option (lower case) -> the SearchParams field it sets.
-SEARCH_PARAM_OF_OPTION = {
-    "cpuct": "cpuct", "cpuctbase": "cpuct_base", "cpuctfactor": "cpuct_factor", "fpuvalue": "fpu_value",
-    "fpuvalueatroot": "fpu_value_at_root", "policytemperature": "policy_temperature",
-    "minibatchsize": "minibatch_size", "nncachesize": "nn_cache_size",
-    "ramlimitmb": "ram_limit_mb", "smartpruningfactor": "smart_pruning_factor",
-    "moveoverheadms": "move_overhead_ms", "slowmover": "slow_mover", "multipv": "multipv", "temperature": "temperature",
-    "tempcutoffmove": "temp_cutoff_move", "seed": "seed",
-}
+
+@dataclass
+class SearchJob:
+    """One ``go``: its position and limits, and what ``stop``/``ponderhit`` said about it so far."""
+
+    board: chess.Board
+    limits: Limits
+    stopped: bool = False
+    ponderhit: bool = False
+    release: threading.Event = field(default_factory=threading.Event)  # infinite/ponder may report
+
+    def holds_bestmove(self) -> bool:
+        """True for ``infinite`` and ponder searches: no bestmove before ``stop`` (or ``ponderhit``)."""
+        return (self.limits.infinite or self.limits.ponder) and not self.release.is_set()
 
 
 class UciEngine:
@@ -53,11 +66,13 @@ class UciEngine:
         self.searcher: Searcher | None = None
         self.tablebases: Tablebases | None = None
         self._loaded_key: tuple[str, str] | None = None
-        self._search_thread: threading.Thread | None = None
-        self._pondering = False
-        self._infinite = False
-        self._release = threading.Event()  # set by stop/ponderhit: a finished infinite/ponder search may report
-        self._reported = threading.Event()  # set once the running search has sent its bestmove
+        self._load_error: str | None = None  # why the network asked for is not the one playing
+        self._threads_applied: int | None = None
+        self._search_thread: threading.Thread | None = None  # runs the jobs (the latest such thread)
+        self._serving = False  # whether that thread is still taking jobs
+        self._jobs: deque[SearchJob] = deque()
+        self._current: SearchJob | None = None
+        self._lock = threading.Lock()  # guards _jobs, _current and _serving
         self.debug = False
 
     # ----- helpers ---------------------------------------------------------------------------
@@ -71,45 +86,82 @@ class UciEngine:
         value = self.options["WeightsFile"]
         return engine.default_model_path() if value in ("", DEFAULT_WEIGHTS, "<default>") else Path(value).expanduser()
 
+    def _load(self, path: str, backend: str) -> Evaluator:
+        from engine.loader import load_for_play
+
+        return load_for_play(path, backend=backend, threads=self.options["Threads"])
+
     def ensure_model(self) -> None:
-        """Load the network if the options name another one than the loaded one (errors -> info string)."""
+        """Load the network if the options name another one than the loaded one.
+
+        A file that cannot be loaded leaves the previous network playing, or the bundled one when none
+        was loaded yet; the error goes out as ``info string`` now and at every ``go`` until fixed.
+        """
         key = (str(self._weights_path()), self.options["Backend"])
         if key == self._loaded_key:
             return
         self._loaded_key = key
         try:
-            from engine.loader import load_for_play
-
-            evaluator = load_for_play(key[0], backend=key[1], threads=self.options["Threads"])
+            evaluator = self._load(*key)
         except (engine.ModelFileError, ValueError, OSError) as exc:
+            self._load_error = f"{exc}"
             if self.evaluator is None:
-                self.info_string(f"error: {exc}; no network is loaded, moves will be poor (uniform priors)")
+                try:
+                    evaluator = self._load(str(engine.default_model_path()), "auto")
+                except (engine.ModelFileError, ValueError, OSError) as bundled_exc:
+                    self._load_error += f"; the bundled network failed too ({bundled_exc})"
+                    self.info_string(f"error: {self._load_error}: {self._playing_text()}")
+                    return
+                self._use(evaluator)
+                self._load_error += "; playing the bundled network instead"
             else:
-                self.info_string(f"error: {exc}; keeping the previous network")
+                self._load_error += "; keeping the previous network"
+            self.info_string(f"error: {self._load_error}: {self._playing_text()}")
             return
+        self._load_error = None
+        self._use(evaluator)
+
+    def _use(self, evaluator: Evaluator) -> None:
         info = evaluator.info
         self.info_string(f"loaded {info.describe()}")
         for note in info.notes:
             self.info_string(note)
         self.evaluator = evaluator
+        self._threads_applied = self.options["Threads"]
         if self.searcher is not None:
             self.searcher.set_evaluator(evaluator)
 
+    def _playing_text(self) -> str:
+        if self.evaluator is None:
+            return "no network is loaded, moves are poor (uniform priors)"
+        return self.evaluator.info.describe()
+
+    def _apply_threads(self) -> None:
+        """Give the loaded evaluator the ``Threads`` option (ONNX Runtime: a new session)."""
+        threads = self.options["Threads"]
+        if self.evaluator is None or threads == self._threads_applied:
+            return
+        set_threads = getattr(self.evaluator, "set_threads", None)
+        if set_threads is not None:
+            set_threads(threads)
+            self.info_string(f"network now runs on {threads} thread{'s' if threads != 1 else ''}")
+        self._threads_applied = threads
+
     def _ensure_searcher(self) -> Searcher:
         self.ensure_model()
+        self._apply_threads()
         if self.searcher is None:
             self.searcher = Searcher(self.evaluator or UniformEvaluator(), self.params)
             self.searcher.set_tablebases(self.tablebases)
         return self.searcher
 
     def searching(self) -> bool:
-        """True while a search runs (its bestmove not yet sent)."""
-        if self._search_thread is None:
-            return False
-        if self._reported.is_set():  # bestmove is out; the thread is only returning
+        """True while a search runs or waits to run (not every bestmove sent yet)."""
+        with self._lock:
+            busy = self._current is not None or bool(self._jobs)
+        if not busy:
             self._wait_search()
-            return False
-        return True
+        return busy
 
     # ----- commands --------------------------------------------------------------------------
 
@@ -150,16 +202,13 @@ class UciEngine:
     def cmd_setoption(self, args: list[str]) -> None:
         name, value = parse_setoption(args)
         option, typed = self.options.set(name, value)
-        key = option.name.lower()
-        if key in SEARCH_PARAM_OF_OPTION:
-            setattr(self.params, SEARCH_PARAM_OF_OPTION[key], typed)
-        elif key == "threads" and self.evaluator is not None:
-            from engine.backends.torch_backend import set_torch_threads
-
-            set_torch_threads(typed)
-        elif key == "uci_chess960":
+        if option.param:
+            setattr(self.params, option.param, typed)
+        elif option.name == "Threads" and not self.searching():  # else at the next go
+            self._apply_threads()
+        elif option.name == "UCI_Chess960":
             self.board = chess.Board(self.board.fen(), chess960=typed)
-        elif key == "syzygypath":
+        elif option.name == "SyzygyPath":
             self._open_tablebases(typed)
 
     def _open_tablebases(self, path_list: str) -> None:
@@ -177,57 +226,62 @@ class UciEngine:
             old.close()
 
     def cmd_ucinewgame(self, args: list[str]) -> None:
-        if self.searching():  # an infinite or ponder search would never end: joining it would hang the loop
-            self.cmd_stop([])
+        self._stop_all()  # an infinite or ponder search would never end: joining it would hang the loop
         self._wait_search()
         if self.searcher is not None:
             self.searcher.new_game()
         self.board = chess.Board(chess960=self.options["UCI_Chess960"])
 
     def cmd_position(self, args: list[str]) -> None:
-        if self.searching():
-            self.info_string("error: position ignored while searching; send stop first")
-            return
+        # a running search has its own copy of the position
         parsed = parse_position(args, chess960=self.options["UCI_Chess960"])
         self.board = parsed.board
         if parsed.error:
             self.info_string(f"error: {parsed.error}")
 
     def cmd_go(self, args: list[str]) -> None:
-        if self.searching():
-            self.info_string("error: already searching; send stop first")
-            return
-        limits = parse_go(args, self.board)
-        searcher = self._ensure_searcher()
-        self._pondering = limits.ponder
-        # only 'infinite' (and ponder) hold the bestmove back until stop; 'go mate N' reports when it has the mate
-        self._infinite = limits.infinite
-        self._release.clear()
-        self._reported.clear()
-        searcher.reset_signals()  # here, not in the thread: a stop may come before the thread runs
-        board = self.board.copy()
-        self._search_thread = threading.Thread(target=self._run_search, args=(searcher, board, limits),
-                                               name="search", daemon=True)
-        self._search_thread.start()
+        job = SearchJob(self.board.copy(), parse_go(args, self.board))
+        with self._lock:
+            waiting_for = self._jobs[-1] if self._jobs else self._current
+            if waiting_for is not None and waiting_for.holds_bestmove():
+                self.info_string("go during an infinite or ponder search: it starts after stop")
+            self._jobs.append(job)
+            if not self._serving:
+                self._serving = True
+                self._search_thread = threading.Thread(target=self._serve_jobs, name="search", daemon=True)
+                self._search_thread.start()
+
+    def _stop_all(self) -> None:
+        """Stop the running search and every waiting one (each still sends its bestmove)."""
+        with self._lock:
+            jobs = [*self._jobs, *([self._current] if self._current is not None else [])]
+            for job in jobs:
+                job.stopped = True
+                job.release.set()
+            if self.searcher is not None and self._current is not None:
+                self.searcher.stop()
 
     def cmd_stop(self, args: list[str]) -> None:
-        self._release.set()
-        if self.searcher is not None:
-            self.searcher.stop()
+        self._stop_all()
         self._wait_search()
 
     def cmd_ponderhit(self, args: list[str]) -> None:
-        self._pondering = False
-        self._release.set()
-        if self.searcher is not None:
-            self.searcher.ponderhit()
+        with self._lock:
+            job = self._current if self._current is not None and self._current.limits.ponder else None
+            if job is None:
+                job = next((j for j in self._jobs if j.limits.ponder and not j.ponderhit), None)
+            if job is None:
+                return
+            job.ponderhit = True
+            job.release.set()
+            if job is self._current and self.searcher is not None:
+                self.searcher.ponderhit()
 
     def cmd_quit(self, args: list[str]) -> bool:
-        self._release.set()
-        if self.searcher is not None:
-            self.searcher.stop()
-        if self._search_thread is not None:
-            self._search_thread.join(timeout=0.5)
+        self._stop_all()
+        thread = self._search_thread
+        if thread is not None:
+            thread.join(timeout=0.5)
         return False
 
     def cmd_d(self, args: list[str]) -> None:
@@ -238,44 +292,67 @@ class UciEngine:
     # ----- the search thread -----------------------------------------------------------------
 
     def _wait_search(self) -> None:
-        if self._search_thread is not None:
-            self._search_thread.join()
-            self._search_thread = None
+        thread = self._search_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _send_info(self, info: SearchInfo) -> None:
         for line in format_info(info, self.options["UCI_ShowWDL"]):
             self.out.send(line)
 
-    def _run_search(self, searcher: Searcher, board: chess.Board, limits: Limits) -> None:
+    def _serve_jobs(self) -> None:
+        """The search thread: run the waiting jobs one after the other, then end."""
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._current = None
+                    self._serving = False
+                    return
+                job = self._current = self._jobs.popleft()
+            self._run_job(job)
+
+    def _run_job(self, job: SearchJob) -> None:
         try:
-            result = searcher.search(board, limits, on_info=self._send_info, reset_signals=False)
+            searcher = self._ensure_searcher()
+            searcher.reset_signals()
+            with self._lock:  # a stop or ponderhit that came before the searcher was ready
+                if job.stopped:
+                    searcher.stop()
+                if job.ponderhit:
+                    job.limits.ponder = False
+            if self._load_error is not None:
+                self.info_string(f"error: {self._load_error}: {self._playing_text()}")
+            result = searcher.search(job.board, job.limits, on_info=self._send_info, reset_signals=False)
         except Exception as exc:
             log.exception("search failed")
             self.info_string(f"internal error in search: {exc}")
-            legal = list(board.legal_moves)
-            move = legal[0].uci() if legal else "0000"
-            self._reported.set()
-            self.out.send(f"bestmove {move}")
+            legal = list(job.board.legal_moves)
+            self._send_bestmove(f"bestmove {legal[0].uci() if legal else '0000'}")
             return
-        self._report(result, limits)
+        self._report(result, job)
 
-    def _report(self, result: SearchResult, limits: Limits) -> None:
+    def _report(self, result: SearchResult, job: SearchJob) -> None:
         if result.tree_full:
-            self.info_string("tree memory limit reached (RamLimitMb): the search stopped growing")
+            self.info_string("memory limit reached (RamLimitMb): the tree no longer grows, the search refines it")
         if self.options["VerboseMoveStats"]:
             for line in format_move_stats(result.info.stats):
                 self.out.send(line)
         self._send_info(result.info)
-        if limits.ponder or self._infinite:
+        if job.limits.ponder or job.limits.infinite:
             # UCI: no bestmove while pondering or in infinite mode until the GUI says stop/ponderhit
-            self._release.wait()
-        self._reported.set()  # before the line goes out: the GUI may answer at once
+            job.release.wait()
         if result.best_move is None:
-            self.out.send("bestmove 0000")
+            self._send_bestmove("bestmove 0000")
         elif result.ponder_move is not None:
-            self.out.send(f"bestmove {result.best_move.uci()} ponder {result.ponder_move.uci()}")
+            self._send_bestmove(f"bestmove {result.best_move.uci()} ponder {result.ponder_move.uci()}")
         else:
-            self.out.send(f"bestmove {result.best_move.uci()}")
+            self._send_bestmove(f"bestmove {result.best_move.uci()}")
+
+    def _send_bestmove(self, line: str) -> None:
+        """The job is done before its bestmove goes out: the GUI may send isready or go at once."""
+        with self._lock:
+            self._current = None
+        self.out.send(line)
 
 
 def run(stream_in: TextIO, stream_out: TextIO) -> None:

@@ -2,7 +2,8 @@
 
 The ``option`` lines sent after ``uci``, the validation of ``setoption`` and the options table in
 README.md (``python -m uci.options``) all come from :data:`OPTIONS`. Names follow lc0 where lc0 has
-the option; floats are ``string`` options, as in lc0.
+the option; floats are ``string`` options, as in lc0. A search option names the
+:class:`~search.types.SearchParams` field it sets and takes its default from that field.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import BACKENDS
+from search.types import RAM_LIMIT_CAP_MB, RAM_LIMIT_SHARE, param_default
 
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 
@@ -32,6 +34,8 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    param: str = ""         # the SearchParams field the option sets ("" for none)
+    default_doc: str = ""   # the README's words for a default that depends on the machine
 
     def uci_line(self) -> str:
         """The ``option name ... type ...`` line announced after ``uci``."""
@@ -69,10 +73,14 @@ class Option:
         return text
 
     def default_text(self) -> str:
-        """The default as the README shows it."""
+        """The default as the ``option`` line shows it."""
         if self.kind == "check":
             return "true" if self.default else "false"
         return str(self.default)
+
+    def readme_default(self) -> str:
+        """The default as the README shows it (in words where it depends on the machine)."""
+        return self.default_doc or self.default_text()
 
     def range_text(self) -> str:
         """Range or choices as the README shows them."""
@@ -81,6 +89,13 @@ class Option:
         if self.kind == "combo":
             return ", ".join(self.choices)
         return ""
+
+
+def search_option(name: str, kind: str, param: str, help_text: str, minimum: float, maximum: float,
+                  default_doc: str = "") -> Option:
+    """An option that sets the SearchParams field ``param``, with that field's default."""
+    return Option(name, kind, param_default(param), help_text, minimum, maximum, param=param,
+                  default_doc=default_doc)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -96,29 +111,34 @@ OPTIONS: tuple[Option, ...] = (
     Option("Threads", "spin", 1,
            "Threads for the network (torch or ONNX Runtime intra-op). The search itself runs on one more "
            "thread; 1 gave the most nodes/s on a 2-core machine (see docs/PERFORMANCE.md).", 1, 256),
-    Option("MinibatchSize", "spin", 32, "Positions evaluated per network call.", 1, 1024),
-    Option("CPuct", "float", 1.745, "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
-    Option("CPuctBase", "float", 38739.0, "Visits scale of the growth of the exploration term.", 1.0, 1e9),
-    Option("CPuctFactor", "float", 3.894, "How much the exploration term grows with visits.", 0.0, 1000.0),
-    Option("FpuValue", "float", 0.33,
-           "First-play urgency reduction: unvisited moves get the parent's Q minus this times "
-           "sqrt(policy of the visited moves).", -100.0, 100.0),
-    Option("FpuValueAtRoot", "float", 0.33, "FpuValue at the root.", -100.0, 100.0),
-    Option("PolicyTemperature", "float", 1.0,
-           "Softmax temperature of the network's move priors; above 1 flattens them so the search looks "
-           "wider.", 0.01, 100.0),
-    Option("NNCacheSize", "spin", 200_000, "Positions whose network output is cached.", 0, 100_000_000),
-    Option("RamLimitMb", "spin", 0,
-           "Tree memory limit in MiB (0: none). When reached the search stops growing and says so.", 0, 1_000_000),
-    Option("MoveOverheadMs", "spin", 100, "Milliseconds kept back per move for GUI and OS delays.", 0, 100_000),
-    Option("SlowMover", "float", 1.5,
-           "Scales the share of the clock planned per move (not the increment's share); above 1 spends "
-           "more time early in the game. 1.5 beat 1.0 by 26 +/- 25 Elo at 10+0.1 (docs/PERFORMANCE.md).",
-           0.1, 10.0),
-    Option("MultiPV", "spin", 1, "Number of best lines reported.", 1, 500),
-    Option("SmartPruningFactor", "float", 1.33,
-           "Stop early when no other move can catch the best one in the time left; higher stops sooner, "
-           "0 disables.", 0.0, 10.0),
+    search_option("MinibatchSize", "spin", "minibatch_size", "Positions evaluated per network call.", 1, 1024),
+    search_option("CPuct", "float", "cpuct", "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
+    search_option("CPuctBase", "float", "cpuct_base", "Visits scale of the growth of the exploration term.", 1.0, 1e9),
+    search_option("CPuctFactor", "float", "cpuct_factor",
+                  "How much the exploration term grows with visits.", 0.0, 1000.0),
+    search_option("FpuValue", "float", "fpu_value",
+                  "First-play urgency reduction: unvisited moves get the parent's Q minus this times "
+                  "sqrt(policy of the visited moves).", -100.0, 100.0),
+    search_option("FpuValueAtRoot", "float", "fpu_value_at_root", "FpuValue at the root.", -100.0, 100.0),
+    search_option("PolicyTemperature", "float", "policy_temperature",
+                  "Softmax temperature of the network's move priors; above 1 flattens them so the search looks "
+                  "wider.", 0.01, 100.0),
+    search_option("NNCacheSize", "spin", "nn_cache_size", "Positions whose network output is cached.", 0, 100_000_000),
+    search_option("RamLimitMb", "spin", "ram_limit_mb",
+                  "Memory limit in MiB of the search tree and the NN cache together (0: none; the NN cache "
+                  "takes at most a quarter). When reached the tree stops growing, the search goes on refining "
+                  "it and hashfull shows 1000.", 0, 1_000_000,
+                  default_doc=f"{RAM_LIMIT_SHARE:.0%} of physical memory, at most {RAM_LIMIT_CAP_MB}"),
+    search_option("MoveOverheadMs", "spin", "move_overhead_ms",
+                  "Milliseconds kept back per move for GUI and OS delays.", 0, 100_000),
+    search_option("SlowMover", "float", "slow_mover",
+                  "Scales the share of the clock planned per move (not the increment's share); above 1 spends "
+                  "more time early in the game. 1.5 beat 1.0 by 26 +/- 25 Elo at 10+0.1 (docs/PERFORMANCE.md).",
+                  0.1, 10.0),
+    search_option("MultiPV", "spin", "multipv", "Number of best lines reported.", 1, 500),
+    search_option("SmartPruningFactor", "float", "smart_pruning_factor",
+                  "Stop early when no other move can catch the best one in the time left; higher stops sooner, "
+                  "0 disables.", 0.0, 10.0),
     Option("VerboseMoveStats", "check", False, "Per-move statistics of the root as 'info string' lines."),
     Option("UCI_ShowWDL", "check", False, "Add win/draw/loss per mille to 'info' lines (derived from Q)."),
     Option("Ponder", "check", False, "Let the GUI use 'go ponder' (thinking on the opponent's time)."),
@@ -129,11 +149,14 @@ OPTIONS: tuple[Option, ...] = (
            "Directories of Syzygy tablebases, separated by ':' (';' on Windows). Positions the tables hold "
            "are not evaluated by the network but scored by their win/draw/loss (within the 50-move rule); "
            "at the root the distance-to-zero tables choose the moves. <empty>: none."),
-    Option("Temperature", "float", 0.0,
-           "Choose the move at random, weighted by visits^(1/T), in the first TempCutoffMove moves (0: best "
-           "move always). Use 0.5-1 in matches so that games differ.", 0.0, 100.0),
-    Option("TempCutoffMove", "spin", 8, "Last full move number at which Temperature applies.", 0, 1000),
-    Option("Seed", "spin", 0, "Seed of the random choices (Temperature).", 0, 2**31 - 1),
+    search_option("Temperature", "float", "temperature",
+                  "Choose the move at random, weighted by visits^(1/T), in the first TempCutoffMove moves (0: best "
+                  "move always). Use 0.5-1 in matches so that games differ.", 0.0, 100.0),
+    search_option("TempCutoffMove", "spin", "temp_cutoff_move",
+                  "Last full move number at which Temperature applies.", 0, 1000),
+    search_option("Seed", "spin", "seed",
+                  "Seed of the random choices (Temperature), applied once when set, not at every search; "
+                  "0: fresh entropy.", 0, 2**31 - 1),
 )
 
 _BY_NAME = {o.name.lower(): o for o in OPTIONS}
@@ -166,7 +189,7 @@ def markdown_table() -> str:
     rows = ["| Option | Type | Default | Range | Meaning |", "|---|---|---|---|---|"]
     for o in OPTIONS:
         kind = "string (float)" if o.kind == "float" else o.kind
-        rows.append(f"| `{o.name}` | {kind} | `{o.default_text()}` | {o.range_text()} | {o.help} |")
+        rows.append(f"| `{o.name}` | {kind} | `{o.readme_default()}` | {o.range_text()} | {o.help} |")
     return "\n".join(rows)
 
 

@@ -113,9 +113,17 @@ class OnnxEvaluator:
 
     def __init__(self, data: bytes, kind: str, info: Any, threads: int | None = None, spinning: bool = False) -> None:
         self.session = make_session(data, threads, spinning)
+        self._data = data
+        self._spinning = spinning
         self.kind = kind
         self.info = info
         self.threads = threads
+
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` intra-op threads: the session is rebuilt (ONNX Runtime fixes them at creation)."""
+        if threads != self.threads:
+            self.session = make_session(self._data, threads, self._spinning)
+            self.threads = threads
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Policy logits ``(B, 4608)`` and values ``(B,)`` for float32 planes ``(B, 16, 8, 8)``."""

@@ -58,6 +58,11 @@ class TorchEvaluator:
         self.threads = threads
         set_torch_threads(threads)
 
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` intra-op threads (torch's setting is process-wide)."""
+        self.threads = threads
+        set_torch_threads(threads)
+
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Policy logits ``(B, 4608)`` and values ``(B,)`` for float32 planes ``(B, 16, 8, 8)``."""
         x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))

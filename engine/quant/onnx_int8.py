@@ -198,4 +198,3 @@ def model_bytes(model: Any, metadata: dict[str, Any]) -> bytes:
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     return model.SerializeToString()
-

@@ -157,7 +157,7 @@ GPTQ_POSITIONS = 512
 
 
 def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:
-    """Trace ``module`` (planes -> (logits, values)) into a frozen TorchScript module."""
+    """Trace ``module`` (planes -> (logits, values)) into a traced (not frozen) TorchScript module."""
     example = torch.zeros(2, INPUT_PLANES, 8, 8)
     with quiet(), torch.inference_mode():
         traced = torch.jit.trace(module.eval(), example, check_trace=False)
