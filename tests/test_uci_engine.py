@@ -310,6 +310,12 @@ def test_malformed_lines_do_not_kill_the_engine(raw):
     assert raw.proc.poll() is None
     assert any("illegal move e1e8" in line for line in before), before
     assert not any("internal error" in line for line in before), before
+    # each malformed go is reported and still answered with one bestmove (after a one-node search)
+    malformed_gos = sum(data.startswith(b"go ") for data in MALFORMED)
+    answered = sum(line.startswith("bestmove") for line in before)
+    while answered < malformed_gos:
+        raw.wait_for("bestmove", MOVE_S)
+        answered += 1
     raw.send("position startpos moves g1f3", "go nodes 50")
     _, line, _ = raw.wait_for("bestmove", MOVE_S)
     bestmove(line, _after("g1f3"))

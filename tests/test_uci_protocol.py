@@ -582,11 +582,23 @@ def test_handle_unknown_and_binary_lines():
     out = io.StringIO()
     uci = NetworkFreeEngine(UciWriter(out))
     for line in ["", "   ", "\ufffd\ufffd\x00\x01junk", "cmd_uci", "__init__", "x" * 100_000, "1234",
-                 "setoption name Threads value abc", "setoption name NoSuchOption value 1", "go nodes xyz"]:
+                 "setoption name Threads value abc", "setoption name NoSuchOption value 1"]:
         assert uci.handle(line) is True
     lines = out.getvalue().splitlines()
     assert lines and all(t.startswith("info string ") and len(t) < 1000 for t in lines)
     assert uci.options["Threads"] == 1
+
+
+def test_malformed_go_is_reported_and_still_answered_with_one_bestmove():
+    out = io.StringIO()
+    uci = NetworkFreeEngine(UciWriter(out))
+    for line in ["go nodes xyz", "go banana", "go " + "nodes " * 100]:
+        assert uci.handle(line) is True
+    uci.handle("stop")
+    uci.handle("isready")
+    lines = out.getvalue().splitlines()
+    assert sum(t.startswith("info string error: ") for t in lines) == 3, lines
+    assert sum(t.startswith("bestmove ") for t in lines) == 3, lines
 
 
 def test_cp_from_q_is_monotonic_and_bounded():

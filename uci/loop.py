@@ -240,7 +240,12 @@ class UciEngine:
             self.info_string(f"error: {parsed.error}")
 
     def cmd_go(self, args: list[str]) -> None:
-        job = SearchJob(self.board.copy(), parse_go(args, self.board))
+        try:
+            limits = parse_go(args, self.board)
+        except UciParseError as exc:  # the GUI still waits for a bestmove: answer after a one-node search
+            self.info_string(f"error: {exc}; searching one node")
+            limits = Limits(nodes=1)
+        job = SearchJob(self.board.copy(), limits)
         with self._lock:
             waiting_for = self._jobs[-1] if self._jobs else self._current
             if waiting_for is not None and waiting_for.holds_bestmove():
