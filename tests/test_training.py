@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -270,8 +271,7 @@ def test_init_starts_from_a_model_file(shard_dir: Path, tmp_path: Path) -> None:
     # a learning rate of ~0 keeps the starting weights; the file's size wins over --blocks/--filters
     args = train.parse_args(train_args(shard_dir, tmp_path / "run", "--init", str(start), "--epochs", "1",
                                        "--batch-size", "10", "--lr", "1e-12", "--val-fraction", "0"))
-    args.blocks, args.filters = 2, 4
-    train.train(args)
+    train.train(dataclasses.replace(args, blocks=2, filters=4))
     tuned = engine.AlphaZeroNet(1, 8)
     tuned.load_state_dict(torch.load(tmp_path / "run" / "model.pt", weights_only=True))
     for (name, before), after in zip(source.named_parameters(), tuned.parameters(), strict=True):
