@@ -70,6 +70,16 @@ def values_of_wdl(wdl: np.ndarray) -> np.ndarray:
     return (wdl[:, 0] - wdl[:, 2]).astype(np.float32)
 
 
+def wdl_per_mille(wdl: np.ndarray) -> tuple[int, int, int]:
+    """One position's win/draw/loss probabilities as per mille integers that sum to exactly 1000 (each
+    rounded down, then the largest remainders rounded up), as UCI's ``info ... wdl`` shows them."""
+    scaled = np.asarray(wdl, dtype=np.float64).reshape(3) * 1000.0 / max(float(np.sum(wdl)), 1e-12)
+    floors = np.floor(scaled).astype(np.int64)
+    for i in np.argsort(floors - scaled)[: 1000 - int(floors.sum())]:  # largest remainders first
+        floors[i] += 1
+    return int(floors[0]), int(floors[1]), int(floors[2])
+
+
 class UniformEvaluator:
     """Equal logits and a zero value for every position: no network work (tests, tree-speed benchmark)."""
 
