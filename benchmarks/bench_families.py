@@ -23,12 +23,12 @@ from torch import nn
 
 import engine
 from engine.backends import onnx_backend
-from engine.backends.torch_backend import TorchEvaluator, set_torch_threads
+from engine.backends.torch_backend import TorchEvaluator, set_qengine, set_torch_threads
 from engine.encoding import encode_batch
 from engine.interface import ModelInfo
 from engine.nets.seresnet import SEResNet
 from engine.quant import Recipe, calibration_positions, quantize
-from engine.quant.torch_int8 import fold_batchnorm
+from engine.quant.torch_int8 import DEFAULT_QENGINE, fold_batchnorm
 
 from .common import header, median_rate, parse_net, random_net, real_boards
 
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         args.net, args.reps, args.seconds = "2x32", 1, 0.2
     blocks, filters = parse_net(args.net)
     set_torch_threads(args.threads)
+    set_qengine(DEFAULT_QENGINE)  # what static int8 runs on (the header names it)
     kinds = ["static-int8"] + (["onnx-int8"] if onnx_backend.available() else [])
     header(f"azengine network families benchmark: {args.net}, batch {args.batch}, {args.threads} thread(s)")
     print(f"# {cpu_line()}")
