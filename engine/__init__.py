@@ -23,9 +23,9 @@ from .loader import load_for_play, load_model
 from .nets.files import read_weights
 from .priors import legal_move_indices, masked_softmax, move_priors
 
-# AlphaZeroNet needs torch: imported on first use, so that ``import engine`` stays fast (a GUI waits for
+# The networks need torch: imported on first use, so that ``import engine`` stays fast (a GUI waits for
 # ``uciok`` while the UCI loop starts).
-_LAZY = {"AlphaZeroNet": "nets.alphazero"}
+_LAZY = {"AlphaZeroNet": "nets.alphazero", "SEResNet": "nets.seresnet"}
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +41,7 @@ __all__ = [
     "Evaluator",
     "ModelFileError",
     "ModelInfo",
+    "SEResNet",
     "UniformEvaluator",
     "default_model_path",
     "encode_batch",

@@ -9,6 +9,12 @@ import numpy as np
 
 #: Evaluator kinds the ``Backend`` option accepts ("auto" picks what the file is).
 BACKENDS = ("auto", "fp32", "dynamic-int8", "static-int8", "onnx-fp32", "onnx-int8")
+#: Network families (:mod:`engine.nets`): pytorch-alpha-zero's AlphaZeroNet, and ours (SE, convolutional
+#: policy, WDL head). A file without a family in its metadata is ``alphazero``.
+FAMILIES = ("alphazero", "seresnet")
+DEFAULT_FAMILY = "alphazero"
+#: Families whose value head gives win/draw/loss probabilities (their evaluators have ``evaluate_wdl``).
+WDL_FAMILIES = frozenset({"seresnet"})
 
 
 @dataclass
@@ -21,10 +27,17 @@ class ModelInfo:
     filters: int
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    family: str = DEFAULT_FAMILY
+
+    @property
+    def has_wdl(self) -> bool:
+        """Whether the network's value head gives win/draw/loss probabilities."""
+        return self.family in WDL_FAMILIES
 
     def describe(self) -> str:
-        """One line for a user: file, size of the network, backend and what the file says of itself."""
-        text = f"{self.path}: {self.blocks}x{self.filters} {self.kind}"
+        """One line for a user: file, family and size of the network, backend and what the file says of itself."""
+        se = self.metadata.get("se_channels")
+        text = f"{self.path}: {self.family} {self.blocks}x{self.filters}{' SE' if se else ''} {self.kind}"
         if desc := self.metadata.get("description"):
             text += f" ({desc})"
         return text
@@ -41,10 +54,37 @@ class Evaluator(Protocol):
         ...
 
 
+class WdlEvaluator(Evaluator, Protocol):
+    """An evaluator of a network with a WDL value head (``has_wdl`` True): it also gives W/D/L."""
+
+    has_wdl: bool
+
+    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` float32 and win/draw/loss probabilities ``(B, 3)`` float32 (side to
+        move; each row sums to 1) for float32 planes ``(B, 16, 8, 8)``."""
+        ...
+
+
+def values_of_wdl(wdl: np.ndarray) -> np.ndarray:
+    """Q = W - L of win/draw/loss probabilities ``(B, 3)``, as float32 ``(B,)``."""
+    return (wdl[:, 0] - wdl[:, 2]).astype(np.float32)
+
+
+def wdl_per_mille(wdl: np.ndarray) -> tuple[int, int, int]:
+    """One position's win/draw/loss probabilities as per mille integers that sum to exactly 1000 (each
+    rounded down, then the largest remainders rounded up), as UCI's ``info ... wdl`` shows them."""
+    scaled = np.asarray(wdl, dtype=np.float64).reshape(3) * 1000.0 / max(float(np.sum(wdl)), 1e-12)
+    floors = np.floor(scaled).astype(np.int64)
+    for i in np.argsort(floors - scaled)[: 1000 - int(floors.sum())]:  # largest remainders first
+        floors[i] += 1
+    return int(floors[0]), int(floors[1]), int(floors[2])
+
+
 class UniformEvaluator:
     """Equal logits and a zero value for every position: no network work (tests, tree-speed benchmark)."""
 
     kind = "uniform"
+    has_wdl = False
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Zero logits ``(B, 4608)`` and zero values ``(B,)``."""

@@ -9,13 +9,14 @@ from .backends.torch_backend import TorchEvaluator, set_torch_threads
 from .errors import ModelFileError
 from .interface import Evaluator, ModelInfo
 from .nets.alphazero import AlphaZeroNet
+from .nets.seresnet import SEResNet
 from .nets.torch_files import build_network, summary
 from .nets.weights_file import WeightsFile
 from .quant import onnx_int8, torch_int8
 from .quant.calibration import builtin_calibration_planes
 
 
-def fp32_module(net: AlphaZeroNet) -> nn.Module:
+def fp32_module(net: AlphaZeroNet | SEResNet) -> nn.Module:
     """The fastest fp32 form: BatchNorm folded into the convolutions, run eagerly (docs/PERFORMANCE.md)."""
     return torch_int8.fold_batchnorm(net)
 
@@ -41,6 +42,9 @@ def converted_evaluator(weights: WeightsFile, backend: str, threads: int | None)
     elif backend == "dynamic-int8":
         module = torch_int8.to_torchscript(torch_int8.quantize_dynamic_linear(torch_int8.fold_batchnorm(net)))
         info.notes.append("dynamic-int8 quantized in memory (Linear layers int8, convolutions fp32)")
+        if isinstance(net, SEResNet):
+            info.notes.append("the seresnet family's policy head has no Linear layer: only its squeeze-excitation "
+                              "and value Linear layers are int8")
     else:
         planes = builtin_calibration_planes()
         # weights rounded to nearest: GPTQ would make a large network's load take minutes
@@ -69,9 +73,9 @@ def _dynamic_state_dict_module(weights: WeightsFile) -> nn.Module:
     return module.eval()
 
 
-def _onnx_in_memory(net: AlphaZeroNet, backend: str, info: ModelInfo, threads: int | None) -> Evaluator:
+def _onnx_in_memory(net: AlphaZeroNet | SEResNet, backend: str, info: ModelInfo, threads: int | None) -> Evaluator:
     """An ONNX evaluator of an fp32 network, exported (and for int8, quantized) now."""
-    model = onnx_int8.export_fp32(fp32_module(net))
+    model = onnx_int8.export_fp32(fp32_module(net), net.family)
     if backend == "onnx-int8":
         planes = builtin_calibration_planes()
         model = onnx_int8.quantize_int8(model, [planes[i:i + 64] for i in range(0, len(planes), 64)])
@@ -79,7 +83,8 @@ def _onnx_in_memory(net: AlphaZeroNet, backend: str, info: ModelInfo, threads: i
                           f"run 'azengine quantize --format onnx --type static' to save it")
     else:
         info.notes.append("exported to ONNX in memory; run 'azengine quantize --format onnx --type fp32' to save it")
-    data = onnx_int8.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
+    data = onnx_int8.model_bytes(model, {"kind": backend, "family": net.family, "blocks": info.blocks,
+                                         "filters": info.filters})
     return onnx_backend.OnnxEvaluator(data, backend, info, threads)
 
 

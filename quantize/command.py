@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``azengine quantize``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
-        "Quantize an fp32 model (pytorch-alpha-zero state_dict) to int8, or export it to ONNX.\n\n"
+        "Quantize an fp32 model (pytorch-alpha-zero's AlphaZeroNet or azengine's seresnet state_dict) to int8, "
+        "or export it to ONNX.\n\nLayers, AlphaZeroNet (the seresnet family's are in the report and the file's "
+        "metadata):\n"
         f"--format torchscript (default):\n  dynamic: {LAYERS['dynamic-int8']}.\n  static:  {LAYERS['static-int8']}."
         f"\n--format onnx:\n  fp32:    {LAYERS['onnx-fp32']}.\n  static:  {LAYERS['onnx-int8']}.\n\n"
         "Dynamic quantization of the convolutions is not offered: PyTorch has no dynamic int8 convolution "
@@ -200,8 +202,8 @@ def quantize_file(request: QuantizeRequest, progress: Progress | None = None) ->
     accuracy = compare(reference, converted, heldout_positions())
     meta = result.metadata
     return {
-        "model": str(model), "output": str(output), "type": recipe.kind, "blocks": weights.blocks,
-        "filters": weights.filters, "int8_layers": LAYERS[recipe.kind],
+        "model": str(model), "output": str(output), "type": recipe.kind, "family": weights.family,
+        "blocks": weights.blocks, "filters": weights.filters, "int8_layers": meta["int8_layers"],
         "qengine": meta.get("qengine"), "calibration_positions": meta.get("calibration_positions"),
         "equalized": meta.get("equalized"), "weight_rounding": meta.get("weight_rounding"),
         "bias_correction": meta.get("bias_correction"),
@@ -215,7 +217,7 @@ def format_report(r: dict[str, Any]) -> str:
     """The human-readable report printed after quantizing."""
     a = r["accuracy"]
     lines = [
-        f"wrote {r['output']} ({r['type']}, {r['blocks']}x{r['filters']}) in {r['seconds']:.1f} s",
+        f"wrote {r['output']} ({r['type']}, {r['family']} {r['blocks']}x{r['filters']}) in {r['seconds']:.1f} s",
         f"  layers: {r['int8_layers']}",
         f"  size on disk: fp32 {r['fp32_bytes'] / 1e6:.2f} MB -> {r['type']} {r['output_bytes'] / 1e6:.2f} MB "
         f"({100 * r['size_ratio']:.1f}% of fp32)",

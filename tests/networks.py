@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from engine.nets.alphazero import AlphaZeroNet
+from engine.nets.seresnet import SEResNet
 
 
 def save_random_network(path: Path, blocks: int, filters: int, seed: int) -> Path:
@@ -14,6 +15,19 @@ def save_random_network(path: Path, blocks: int, filters: int, seed: int) -> Pat
     from the identity, as in a trained net (so that folding and quantizing them is exercised)."""
     torch.manual_seed(seed)
     net = AlphaZeroNet(blocks, filters)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def save_random_seresnet(path: Path, blocks: int, filters: int, seed: int, se: bool = True) -> Path:
+    """Save a seeded random network of the ``seresnet`` family (squeeze-excitation unless ``se`` is False),
+    BatchNorm statistics moved away from the identity as in :func:`save_random_network`."""
+    torch.manual_seed(seed)
+    net = SEResNet(blocks, filters, None if se else 0)
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.2, 0.2)

@@ -80,3 +80,16 @@ def test_bench_qengines_quick() -> None:
     rates = re.findall(r"(\d+) \((\d+\.\d+)x\)", row)
     assert len(rates) == len(engines) and all(float(rate) > 0 and float(ratio) > 0 for rate, ratio in rates), row
 
+
+
+def test_bench_families_quick() -> None:
+    out = run_quick("bench_families")
+    assert out.startswith("# azengine network families benchmark")
+    (head,) = rows(out, "network ")
+    assert head.split()[3:5] == ["fp32", "pos/s"] and "static-int8" in head
+    table = rows(out, r"(alphazero|seresnet|seresnet\+SE)\s+2x32")
+    assert [r.split()[0] for r in table] == ["alphazero", "seresnet", "seresnet+SE"]
+    for row in table:
+        rates = numbers(row.split(None, 2)[2])  # params, then one rate per kind
+        assert len(rates) == head.count("pos/s") + 1 and all(r > 0 for r in rates), row
+    assert len(rows(out, r"# seresnet(\+SE)? vs alphazero: fp32 ")) == 2

@@ -16,10 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..interface import DEFAULT_FAMILY, ModelInfo, values_of_wdl
 
 ONNX_KINDS = ("onnx-fp32", "onnx-int8")
 INPUT_NAME = "planes"
-OUTPUT_NAMES = ("policy", "value")
+#: The graph outputs of each network family: policy logits, then the value (alphazero) or the WDL
+#: probabilities (seresnet).
+OUTPUT_NAMES_OF_FAMILY = {"alphazero": ("policy", "value"), "seresnet": ("policy", "wdl")}
+OUTPUT_NAMES = OUTPUT_NAMES_OF_FAMILY[DEFAULT_FAMILY]
 METADATA_KEY = "azengine"
 INSTALL_HINT = "the ONNX backends need onnxruntime (and onnx, onnxscript to make files): pip install 'azengine[onnx]'"
 #: ONNX protobuf files start with field 1 (ir_version, varint): this byte.
@@ -75,11 +79,16 @@ def read_onnx(path: Path) -> tuple[bytes, dict[str, Any]]:
         metadata = json.loads(props[METADATA_KEY])
     except ValueError as exc:
         raise ValueError(f"ONNX metadata is not JSON ({exc})") from None
+    family = metadata.get("family", DEFAULT_FAMILY)
+    if family not in OUTPUT_NAMES_OF_FAMILY:
+        raise ValueError(f"ONNX metadata names network family {family!r}, expected one of "
+                         f"{', '.join(OUTPUT_NAMES_OF_FAMILY)}")
+    expected = list(OUTPUT_NAMES_OF_FAMILY[family])
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
-    if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
+    if inputs != [INPUT_NAME] or outputs != expected:
         raise ValueError(f"ONNX model has inputs {inputs} and outputs {outputs}, expected [{INPUT_NAME!r}] "
-                         f"and {list(OUTPUT_NAMES)}")
+                         f"and {expected} (a {family} network)")
     if metadata.get("kind") not in ONNX_KINDS:
         raise ValueError(f"ONNX metadata names kind {metadata.get('kind')!r}, expected one of {ONNX_KINDS}")
     return data, metadata
@@ -111,13 +120,20 @@ def make_session(data: bytes, threads: int | None, spinning: bool = False) -> An
 class OnnxEvaluator:
     """Runs an ONNX model through ONNX Runtime (which releases the GIL while it computes)."""
 
-    def __init__(self, data: bytes, kind: str, info: Any, threads: int | None = None, spinning: bool = False) -> None:
+    def __init__(self, data: bytes, kind: str, info: ModelInfo, threads: int | None = None,
+                 spinning: bool = False) -> None:
         self.session = make_session(data, threads, spinning)
         self._data = data
         self._spinning = spinning
         self.kind = kind
         self.info = info
         self.threads = threads
+        self.has_wdl = info.has_wdl
+        self._outputs = OUTPUT_NAMES_OF_FAMILY[info.family]
+
+    def _run(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, second = self.session.run(self._outputs, {INPUT_NAME: np.ascontiguousarray(planes, dtype=np.float32)})
+        return logits, second
 
     def set_threads(self, threads: int) -> None:
         """Use ``threads`` intra-op threads: the session is rebuilt (ONNX Runtime fixes them at creation)."""
@@ -126,8 +142,15 @@ class OnnxEvaluator:
             self.threads = threads
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and values ``(B,)`` for float32 planes ``(B, 16, 8, 8)``."""
-        x = np.ascontiguousarray(planes, dtype=np.float32)
-        logits, values = self.session.run(OUTPUT_NAMES, {INPUT_NAME: x})
-        return logits, values.reshape(-1)
+        """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
+        ``(B, 16, 8, 8)``."""
+        logits, second = self._run(planes)
+        return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
+
+    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` and win/draw/loss probabilities ``(B, 3)``; ``TypeError`` for a network
+        without a WDL head (``has_wdl`` False)."""
+        if not self.has_wdl:
+            raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
+        return self._run(planes)
 

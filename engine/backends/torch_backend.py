@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..interface import ModelInfo
+from ..interface import ModelInfo, values_of_wdl
 
 #: Name of the JSON metadata file inside azengine's TorchScript archives.
 METADATA_FILE = "azengine.json"
@@ -49,13 +49,15 @@ def set_torch_threads(threads: int | None) -> None:
 
 
 class TorchEvaluator:
-    """Runs a torch module (eager, quantized or TorchScript) that maps planes to (logits, values)."""
+    """Runs a torch module (eager, quantized or TorchScript) that maps planes to (logits, values), or for a
+    WDL network (``info.has_wdl``) to (logits, win/draw/loss probabilities)."""
 
     def __init__(self, module: nn.Module, kind: str, info: ModelInfo, threads: int | None = None) -> None:
         self.module = module
         self.kind = kind
         self.info = info
         self.threads = threads
+        self.has_wdl = info.has_wdl
         set_torch_threads(threads)
 
     def set_threads(self, threads: int) -> None:
@@ -63,9 +65,21 @@ class TorchEvaluator:
         self.threads = threads
         set_torch_threads(threads)
 
-    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and values ``(B,)`` for float32 planes ``(B, 16, 8, 8)``."""
+    def _run(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))
         with torch.inference_mode():
-            logits, values = self.module(x)
-        return logits.float().numpy(), values.float().reshape(-1).numpy()
+            logits, second = self.module(x)
+        return logits.float().numpy(), second.float().numpy()
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
+        ``(B, 16, 8, 8)``."""
+        logits, second = self._run(planes)
+        return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
+
+    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` and win/draw/loss probabilities ``(B, 3)``; ``TypeError`` for a network
+        without a WDL head (``has_wdl`` False)."""
+        if not self.has_wdl:
+            raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
+        return self._run(planes)

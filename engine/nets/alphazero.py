@@ -88,6 +88,8 @@ class AlphaZeroNet(nn.Module):
     policy logits ``(B, 4608)`` and values ``(B,)`` in [-1, 1] from the side to move's view.
     """
 
+    family = "alphazero"
+
     def __init__(self, num_blocks: int = 10, num_filters: int = 128) -> None:
         super().__init__()
         self.num_blocks = num_blocks

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..backends import onnx_backend
 from ..errors import BackendUnavailableError, ModelFileError
 from .lc0.weights import looks_like_lc0
-from .weights_file import EXPECTED, WeightsFile, check_file
+from .weights_file import EXPECTED, WeightsFile, check_file, family_of_metadata
 
 
 def read_onnx_weights(path: Path) -> WeightsFile:
@@ -25,7 +25,7 @@ def read_onnx_weights(path: Path) -> WeightsFile:
     except ValueError as exc:
         raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
     return WeightsFile(path, metadata["kind"], int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
-                       onnx_bytes=data, metadata=metadata)
+                       onnx_bytes=data, metadata=metadata, family=family_of_metadata(path, metadata))
 
 
 def read_weights(path: str | Path) -> WeightsFile:
@@ -39,7 +39,8 @@ def read_weights(path: str | Path) -> WeightsFile:
         from .lc0.adapter import load_lc0_as_16_plane
 
         module, metadata = load_lc0_as_16_plane(path)
-        return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata)
+        return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata,
+                           family=metadata["family"])
     from . import torch_files
 
     return torch_files.read_torch_weights(path)

@@ -15,8 +15,10 @@ import torch
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..errors import ModelFileError
+from . import seresnet
 from .alphazero import AlphaZeroNet, architecture_of
-from .weights_file import EXPECTED, WeightsFile
+from .seresnet import SEResNet
+from .weights_file import EXPECTED, WeightsFile, family_of_metadata
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,17 @@ def _read_archive(path: Path) -> WeightsFile:
             set_qengine(engine)
         except ValueError as exc:
             raise ModelFileError(path, str(exc)) from exc
+    family = family_of_metadata(path, metadata)
     module.eval()
     with torch.inference_mode():  # one probe: an archive of some other module must not pass as a network
         out = module(torch.zeros(1, 16, 8, 8))
-    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608) and out[1].numel() == 1):
+    second, size = ("wdl", 3) if family == seresnet.FAMILY else ("value", 1)
+    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608)
+            and out[1].numel() == size):
         raise ModelFileError(path, f"TorchScript archive does not map planes (1, 16, 8, 8) to (logits (1, 4608), "
-                                   f"value); expected {EXPECTED}")
+                                   f"{second}) as a {family} network does; expected {EXPECTED}")
     return WeightsFile(path, kind, int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
-                       module=module, metadata=metadata)
+                       module=module, metadata=metadata, family=family)
 
 
 def _read_state_dict(path: Path) -> WeightsFile:
@@ -73,15 +78,32 @@ def _read_state_dict(path: Path) -> WeightsFile:
         raise ModelFileError(path, f"cannot be read as a model file ({_first_line(exc)}); expected {EXPECTED}") from exc
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj):
         raise ModelFileError(path, f"holds a {type(obj).__name__}, not a state_dict; expected {EXPECTED}")
+    if seresnet.is_seresnet(obj):
+        return _read_seresnet_state_dict(path, obj)
     try:
         blocks, filters = architecture_of(obj)
     except KeyError:
-        raise ModelFileError(path, f"has no 'convBlock1.conv1.weight' tensor; expected {EXPECTED}") from None
+        raise ModelFileError(path, f"has neither a 'convBlock1.conv1.weight' (alphazero) nor an "
+                                   f"'{seresnet.MARKER_KEY}' (seresnet) tensor; expected {EXPECTED}") from None
     except ValueError as exc:
         raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
     quantized = any("_packed_params" in k for k in obj)
     kind = "dynamic-int8" if quantized else "fp32"
     return WeightsFile(path, kind, blocks, filters, state_dict=obj, metadata=_sidecar_metadata(path))
+
+
+def _read_seresnet_state_dict(path: Path, state_dict: Mapping[str, Any]) -> WeightsFile:
+    """An fp32 state_dict of the ``seresnet`` family (its sizes in the metadata as well)."""
+    try:
+        shape = seresnet.architecture_of(state_dict)
+    except ValueError as exc:
+        raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
+    if any("_packed_params" in k for k in state_dict):
+        raise ModelFileError(path, "a quantized seresnet state_dict; azengine writes int8 networks of this family "
+                                   "as TorchScript archives ('azengine quantize')")
+    metadata = {"family": seresnet.FAMILY, "se_channels": shape.se_channels, **_sidecar_metadata(path)}
+    return WeightsFile(path, "fp32", shape.blocks, shape.filters, state_dict=state_dict, metadata=metadata,
+                       family=seresnet.FAMILY)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -111,16 +133,21 @@ def read_torch_weights(path: Path) -> WeightsFile:
     return _read_state_dict(path)
 
 
-def build_network(weights: WeightsFile) -> AlphaZeroNet:
-    """The fp32 :class:`AlphaZeroNet` of an fp32 state_dict file (strict key and shape check)."""
+def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet:
+    """The fp32 network of an fp32 state_dict file, of the file's family (strict key and shape check)."""
     if weights.state_dict is None or weights.kind != "fp32":
         raise ModelFileError(weights.path, f"is a {weights.kind} file; an fp32 state_dict was expected")
-    net = AlphaZeroNet(weights.blocks, weights.filters)
+    net: AlphaZeroNet | SEResNet
+    if weights.family == seresnet.FAMILY:
+        shape = seresnet.architecture_of(weights.state_dict)
+        net, name = SEResNet(shape.blocks, shape.filters, shape.se_channels), "seresnet"
+    else:
+        net, name = AlphaZeroNet(weights.blocks, weights.filters), "AlphaZeroNet"
     try:
         net.load_state_dict(weights.state_dict, strict=True)
     except RuntimeError as exc:
         raise ModelFileError(weights.path, f"tensors do not fit a {weights.blocks}x{weights.filters} "
-                                           f"AlphaZeroNet ({summary(exc)})") from None
+                                           f"{name} ({summary(exc)})") from None
     return net.eval()
 
 

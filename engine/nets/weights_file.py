@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
-from ..interface import ModelInfo
+from ..interface import DEFAULT_FAMILY, FAMILIES, ModelInfo
 
-EXPECTED = ("an azengine / pytorch-alpha-zero AlphaZeroNet model (.pt state_dict, TorchScript archive "
-            "or .onnx file)")
+EXPECTED = ("an azengine model (pytorch-alpha-zero AlphaZeroNet or azengine seresnet: .pt state_dict, "
+            "TorchScript archive or .onnx file)")
 
 
 @dataclass
@@ -26,10 +26,21 @@ class WeightsFile:
     module: Any = None  # TorchScript archives
     onnx_bytes: bytes | None = None  # ONNX models
     metadata: dict[str, Any] | None = None
+    family: str = DEFAULT_FAMILY  # a key of engine.interface.FAMILIES
 
     def info(self, kind: str | None = None) -> ModelInfo:
         """A :class:`ModelInfo` for this file, optionally for an evaluator of another kind."""
-        return ModelInfo(str(self.path), kind or self.kind, self.blocks, self.filters, dict(self.metadata or {}))
+        return ModelInfo(str(self.path), kind or self.kind, self.blocks, self.filters, dict(self.metadata or {}),
+                         family=self.family)
+
+
+def family_of_metadata(path: Path, metadata: dict[str, Any]) -> str:
+    """The family a file's metadata names (``alphazero`` when it names none); :class:`ModelFileError` for
+    one that is not known."""
+    family = metadata.get("family", DEFAULT_FAMILY)
+    if family not in FAMILIES:
+        raise ModelFileError(path, f"metadata names network family {family!r}, expected one of {', '.join(FAMILIES)}")
+    return str(family)
 
 
 def check_file(path: Path) -> None:

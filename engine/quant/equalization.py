@@ -15,6 +15,10 @@ tensor's largest value: every tensor's range stays what it was, and no channel i
 part of it. (The idea is the cross-layer equalization of Nagel et al., "Data-Free Quantization Through
 Weight Equalization and Bias Correction", 2019, applied here to activation ranges measured on real
 positions.)
+
+The ``seresnet`` family's stream is equalized the same way; its squeeze-excitation reads the stream's
+block output too (its first Linear layer's inputs are divided by ``s_c``) and adds a per-channel bias to
+it (the bias half of its second Linear layer's outputs is multiplied by ``s_c``); the gate is unchanged.
 """
 
 from __future__ import annotations
@@ -27,14 +31,19 @@ import torch
 from torch import nn
 
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.seresnet import SEResNet
+
+Network = AlphaZeroNet | SEResNet
 
 #: Channels whose largest value is below this share of their tensor's largest are scaled as if they
 #: reached it (a channel that is never positive must not get an unbounded factor).
 SMALLEST_RELATIVE_RANGE = 1e-3
 
 
-def stream_names(net: AlphaZeroNet) -> list[str]:
+def stream_names(net: Network) -> list[str]:
     """The modules whose outputs form the residual stream: the input block's ReLU and each block's last."""
+    if isinstance(net, SEResNet):
+        return ["input.relu1"] + [f"blocks.{i}.relu2" for i in range(len(net.blocks))]
     return ["convBlock1.relu1"] + [f"residualBlocks.{i}.relu2" for i in range(len(net.residualBlocks))]
 
 
@@ -59,7 +68,7 @@ def channel_maxima(net: nn.Module, names: list[str], batches: list[np.ndarray]) 
     return maxima
 
 
-def stream_scales(net: AlphaZeroNet, batches: list[np.ndarray]) -> torch.Tensor:
+def stream_scales(net: Network, batches: list[np.ndarray]) -> torch.Tensor:
     """The factor ``s_c`` of each residual-stream channel (see the module docstring); ``net`` in eval mode."""
     maxima = channel_maxima(net, stream_names(net), batches)
     relative = torch.stack([m / m.max().clamp_min(1e-12) for m in maxima.values()]).amax(dim=0)
@@ -75,7 +84,7 @@ def _divide_inputs(conv: nn.Conv2d, scales: torch.Tensor) -> None:
     conv.weight.data.div_(scales[None, :, None, None])
 
 
-def equalize_stream(net: AlphaZeroNet, batches: list[np.ndarray]) -> AlphaZeroNet:
+def equalize_stream(net: Network, batches: list[np.ndarray]) -> Network:
     """A copy of ``net`` whose residual-stream channels are rescaled to use their tensors' full range.
 
     Its outputs equal ``net``'s up to float rounding; ``batches`` are encoded positions (the calibration
@@ -83,6 +92,9 @@ def equalize_stream(net: AlphaZeroNet, batches: list[np.ndarray]) -> AlphaZeroNe
     """
     result = copy.deepcopy(net).eval()  # the caller's network keeps its weights and its mode
     scales = stream_scales(result, batches)
+    if isinstance(result, SEResNet):
+        _equalize_seresnet(result, scales)
+        return result
     _scale_outputs(result.convBlock1.bn1, scales)
     for block in result.residualBlocks:
         _divide_inputs(block.conv1, scales)
@@ -90,3 +102,18 @@ def equalize_stream(net: AlphaZeroNet, batches: list[np.ndarray]) -> AlphaZeroNe
     _divide_inputs(result.valueHead.conv1, scales)
     _divide_inputs(result.policyHead.conv1, scales)
     return result
+
+
+def _equalize_seresnet(net: SEResNet, scales: torch.Tensor) -> None:
+    """:func:`equalize_stream`'s rescaling of a ``seresnet`` network, in place."""
+    _scale_outputs(net.input.bn1, scales)
+    for block in net.blocks:
+        _divide_inputs(block.conv1, scales)
+        _scale_outputs(block.bn2, scales)
+        if block.se is not None:
+            block.se.fc1.weight.data.div_(scales[None, :])
+            filters = block.se.filters
+            block.se.fc2.weight.data[filters:].mul_(scales[:, None])
+            block.se.fc2.bias.data[filters:].mul_(scales)
+    _divide_inputs(net.policy.conv1, scales)
+    _divide_inputs(net.value.conv1, scales)

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends.onnx_backend import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES, make_session, require
+from ..backends.onnx_backend import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES_OF_FAMILY, make_session, require
 from ..backends.torch_backend import quiet
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, FirstPositions, output_errors
 
 
-def export_fp32(module: Any) -> Any:
-    """ONNX ``ModelProto`` of a torch module mapping planes ``(B, 16, 8, 8)`` to (logits, values).
+def export_fp32(module: Any, family: str = "alphazero") -> Any:
+    """ONNX ``ModelProto`` of a torch module mapping planes ``(B, 16, 8, 8)`` to (logits, values), or for
+    the ``seresnet`` family to (logits, wdl): the outputs are named as ``OUTPUT_NAMES_OF_FAMILY`` says.
 
     Pass the BatchNorm-folded fp32 module; the batch dimension stays dynamic.
     """
@@ -37,7 +38,7 @@ def export_fp32(module: Any) -> Any:
     try:
         with quiet(), torch.inference_mode(False):
             program = torch.onnx.export(module.eval(), example, input_names=[INPUT_NAME],
-                                        output_names=list(OUTPUT_NAMES), dynamic_shapes=({0: batch},),
+                                        output_names=list(OUTPUT_NAMES_OF_FAMILY[family]), dynamic_shapes=({0: batch},),
                                         dynamo=True, verbose=False, optimize=True)
     finally:
         exporter_log.setLevel(level)
@@ -72,7 +73,8 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
     MinMax-calibrated. Every Conv but the input one, the skip Adds and the Gemms run in int8 (ReLUs fold
     into the quantization ranges); the Gemms' outputs (the policy logits among them), the input Conv
     (see ``engine.quant.torch_int8.INPUT_CONV``), the final Tanh, the
-    reshapes and the outputs stay fp32. With ``bias_correction`` the int8 layers' biases are then
+    reshapes and the outputs stay fp32; so do (``seresnet``) the convolution that makes the policy logits
+    and the WDL Softmax. With ``bias_correction`` the int8 layers' biases are then
     corrected on the first calibration positions (:func:`correct_bias`; ``on_correction`` gets its
     ``BiasCorrection``).
     """
@@ -92,7 +94,7 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
             batches = _Batches(calibration_batches, progress, BIAS_CORRECTION_POSITIONS if bias_correction else 0)
             quantization.quantize_static(
                 str(prepared), str(target), batches,
-                nodes_to_exclude=[_input_conv(onnx.load_model(str(prepared)))],
+                nodes_to_exclude=_fp32_nodes(onnx.load_model(str(prepared))),
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                 activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.MinMax,
@@ -179,9 +181,9 @@ def correct_bias(reference: Any, quantized: Any, planes: np.ndarray, layer_progr
 
 
 def _outputs(model: Any, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A model's (logits, values) for ``planes``, in batches of 256."""
+    """A model's (logits, values or wdl) for ``planes``, in batches of 256."""
     session = make_session(model.SerializeToString(), threads=None)
-    parts = [session.run(OUTPUT_NAMES, {INPUT_NAME: planes[start:start + 256]}) for start in range(0, len(planes), 256)]
+    parts = [session.run(None, {INPUT_NAME: planes[start:start + 256]}) for start in range(0, len(planes), 256)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).reshape(-1)
 
 
@@ -189,6 +191,19 @@ def _input_conv(model: Any) -> str:
     """The name of the Conv node that reads the graph's input planes."""
     planes = model.graph.input[0].name
     return next(node.name for node in model.graph.node if node.op_type == "Conv" and planes in node.input)
+
+
+def _fp32_nodes(model: Any) -> list[str]:
+    """Nodes the int8 conversion leaves fp32: the input Conv, every Softmax (WDL probabilities), and a Conv
+    that makes the policy logits (through reshapes only: the ``seresnet`` family's last policy layer)."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    names = [_input_conv(model)] + [node.name for node in model.graph.node if node.op_type == "Softmax"]
+    node = producers.get(model.graph.output[0].name)
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity"):
+        node = producers.get(node.input[0])
+    if node is not None and node.op_type == "Conv":
+        names.append(node.name)
+    return names
 
 
 def model_bytes(model: Any, metadata: dict[str, Any]) -> bytes:

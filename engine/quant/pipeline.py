@@ -14,10 +14,11 @@ import torch
 from ..backends import onnx_backend
 from ..encoding import encode_batch
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.seresnet import SEResNet
 from . import onnx_int8, torch_int8
 from .bias_correction import BiasCorrection
 from .equalization import equalize_stream
-from .recipe import LAYERS, Recipe
+from .recipe import LAYERS_OF_FAMILY, Recipe
 
 #: Positions encoded and fed to the observers at a time.
 CALIBRATION_BATCH = 64
@@ -48,16 +49,21 @@ class Quantized:
     notes: list[str] = field(default_factory=list)
 
 
-def quantize(net: AlphaZeroNet, recipe: Recipe, positions: list[chess.Board], source: dict[str, Any] | None = None,
+def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess.Board],
+             source: dict[str, Any] | None = None,
              progress: Progress | None = None) -> Quantized:
     """Convert ``net`` as ``recipe`` says, calibrating static kinds on ``positions`` (encoded as at inference).
 
+    Either network family (the metadata's ``family`` says which; its ``int8_layers`` what is int8).
     ``source`` goes into the metadata as it is (e.g. the fp32 file's name and where the positions came from).
     """
     recipe.check()
     progress = progress or Progress()
-    metadata: dict[str, Any] = {"kind": recipe.kind, "blocks": net.num_blocks, "filters": net.num_filters,
-                                "int8_layers": LAYERS[recipe.kind], **(source or {})}
+    metadata: dict[str, Any] = {"kind": recipe.kind, "family": net.family, "blocks": net.num_blocks,
+                                "filters": net.num_filters, "int8_layers": LAYERS_OF_FAMILY[net.family][recipe.kind],
+                                **(source or {})}
+    if isinstance(net, SEResNet):
+        metadata["se_channels"] = net.se_channels
     if recipe.calibrated:
         if not positions:
             raise ValueError("static quantization needs at least one calibration position")
@@ -78,7 +84,7 @@ def quantize(net: AlphaZeroNet, recipe: Recipe, positions: list[chess.Board], so
     else:
         if recipe.kind == "onnx-int8" and recipe.equalize:
             net = equalize_stream(net, [encode_batch(positions)])
-        model = onnx_int8.export_fp32(torch_int8.fold_batchnorm(net))
+        model = onnx_int8.export_fp32(torch_int8.fold_batchnorm(net), net.family)
         if recipe.kind == "onnx-int8":
             model = onnx_int8.quantize_int8(model, _batches(positions, progress),
                                             bias_correction=recipe.bias_correction,

@@ -20,6 +20,22 @@ LAYERS = {
                  "Linear layers and the activations between them; fp32: the input convolution, the input, the "
                  "Linear layers' outputs (the policy logits among them), the value tanh and the two outputs",
 }
+#: The same for the ``seresnet`` family (squeeze-excitation, convolutional policy, WDL head).
+SERESNET_LAYERS = {
+    "dynamic-int8": "int8: Linear layers (squeeze-excitation fc1/fc2, value.fc1, value.fc2; per-channel weights), "
+                    "their inputs quantized per batch at run time; fp32: all convolutions and the WDL softmax",
+    "static-int8": "int8: every convolution but the policy's last (BatchNorm folded, ReLU fused; with "
+                   "fp32_input_conv also not the input one), the skip additions, the squeeze-excitation (pool, "
+                   "Linear layers, sigmoid, multiply, add), value.fc1 and the activations between them; fp32: "
+                   "the input, the policy's last 1x1 convolution (the logits), value.fc2 (the WDL logits) and the "
+                   "softmax",
+    "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
+    "onnx-int8": "int8 (QDQ): every convolution but the input one and the policy's last (BatchNorm folded), the "
+                 "skip additions, the squeeze-excitation, the Linear layers and the activations between them; "
+                 "fp32: the input and policy's last convolutions, the Linear layers' outputs, the WDL softmax and "
+                 "the two outputs",
+}
+LAYERS_OF_FAMILY = {"alphazero": LAYERS, "seresnet": SERESNET_LAYERS}
 #: Kinds calibrated on positions (the others need none).
 CALIBRATED = ("static-int8", "onnx-int8")
 QENGINES = ("x86", "fbgemm", "onednn", "qnnpack")

@@ -23,6 +23,7 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..nets.alphazero import INPUT_PLANES, AlphaZeroNet
+from ..nets.seresnet import SEResNet
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
 from .equalization import equalize_stream
 from .gptq import round_weights_gptq
@@ -34,16 +35,30 @@ DEFAULT_QENGINE = "onednn"
 ARCHIVE_FORMAT_VERSION = 1
 
 
-def fold_batchnorm(net: AlphaZeroNet) -> nn.Module:
+Network = AlphaZeroNet | SEResNet
+
+
+def batchnorm_pairs(net: nn.Module) -> list[list[str]]:
+    """``[conv, bn]`` module names of every BatchNorm and the convolution it follows.
+
+    Both families name them alike: in each module, ``bnK`` normalises the output of ``convK``.
+    """
+    modules = dict(net.named_modules())
+    pairs = []
+    for name, module in modules.items():
+        head, _, leaf = name.rpartition(".")
+        if isinstance(module, nn.Conv2d) and leaf.startswith("conv"):
+            bn = f"{head}.bn{leaf[4:]}" if head else f"bn{leaf[4:]}"
+            if isinstance(modules.get(bn), nn.BatchNorm2d):
+                pairs.append([name, bn])
+    return pairs
+
+
+def fold_batchnorm(net: Network) -> nn.Module:
     """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it."""
     folded = copy.deepcopy(net).eval()
-    groups = [["convBlock1.conv1", "convBlock1.bn1"]]
-    for i in range(len(folded.residualBlocks)):
-        groups += [[f"residualBlocks.{i}.conv1", f"residualBlocks.{i}.bn1"],
-                   [f"residualBlocks.{i}.conv2", f"residualBlocks.{i}.bn2"]]
-    groups += [["valueHead.conv1", "valueHead.bn1"], ["policyHead.conv1", "policyHead.bn1"]]
     with quiet():
-        return fuse_modules(folded, groups, inplace=False)
+        return fuse_modules(folded, batchnorm_pairs(folded), inplace=False)
 
 
 def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
@@ -66,13 +81,19 @@ INPUT_CONV = "convBlock1"
 #: batch, fp32 logits): a calibrated fixed scale with int8 logits, or per-tensor weights, moved the policy
 #: much further from fp32.
 DYNAMIC_MODULES = ("policyHead.fc1",)
+#: The same for the ``seresnet`` family: its input block; no dynamic modules; kept fp32: the policy's last
+#: 1x1 convolution (fp32 logits, as above: int8 logits reorder near-equal moves), the WDL logits' Linear
+#: and the softmax (the W/D/L probabilities in fp32).
+SERESNET_INPUT = "input"
+SERESNET_FP32_MODULES = ("policy.conv2", "value.fc2", "softmax")
 
 
 #: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
 WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
-def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False) -> Any:
+def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False,
+                           family: str = "alphazero") -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
     Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
@@ -84,6 +105,12 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
     mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
+    if family == SEResNet.family:
+        if fp32_input_conv:
+            mapping.set_module_name(SERESNET_INPUT, None)
+        for name in SERESNET_FP32_MODULES:
+            mapping.set_module_name(name, None)
+        return mapping
     if fp32_input_conv:
         mapping.set_module_name(INPUT_CONV, None)
     for name in DYNAMIC_MODULES:
@@ -92,7 +119,7 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool
 
 
 def quantize_static(
-    net: AlphaZeroNet,
+    net: Network,
     calibration_batches: Iterable[np.ndarray],
     qengine: str = DEFAULT_QENGINE,
     progress: Callable[[int], None] | None = None,
@@ -132,7 +159,8 @@ def quantize_static(
         net = equalize_stream(net, batches)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
     with quiet():
-        prepared = prepare_fx(copy.deepcopy(net).eval(), static_qconfig_mapping(qengine, fp32_input_conv), example)
+        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family)
+        prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, example)
         with torch.inference_mode():
             for planes in batches:
                 prepared(torch.from_numpy(planes))
