@@ -14,7 +14,7 @@ BACKENDS = ("auto", "fp32", "dynamic-int8", "static-int8", "onnx-fp32", "onnx-in
 FAMILIES = ("alphazero", "seresnet")
 DEFAULT_FAMILY = "alphazero"
 #: Families whose value head gives win/draw/loss probabilities (their evaluators have ``evaluate_wdl``).
-WDL_FAMILIES = frozenset({"seresnet"})
+WDL_FAMILIES = frozenset({"seresnet", "lc0"})
 
 
 @dataclass

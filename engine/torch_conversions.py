@@ -94,8 +94,9 @@ def _lc0_evaluator(weights: WeightsFile, backend: str, threads: int | None) -> E
     if backend == "fp32":
         return TorchEvaluator(weights.module, backend, info, threads)
     if backend == "onnx-fp32":
-        model = onnx_int8.export_fp32(weights.module)
+        model = onnx_int8.export_fp32(weights.module, weights.family)
         info.notes.append("exported to ONNX in memory")
-        data = onnx_int8.model_bytes(model, {"kind": backend, "blocks": info.blocks, "filters": info.filters})
+        data = onnx_int8.model_bytes(model, {"kind": backend, "family": weights.family, "blocks": info.blocks,
+                                             "filters": info.filters})
         return onnx_backend.OnnxEvaluator(data, backend, info, threads)
     raise ModelFileError(weights.path, f"is an lc0 network; it runs as fp32 or onnx-fp32, not yet as {backend}")

@@ -195,7 +195,7 @@ def test_history_matches_lc0(maia):
 @needs_maia
 def test_adapter_is_the_network_on_16_planes(maia):
     """On positions the 16 planes describe fully (FEN only, white to move, no rule-50 count, no en passant),
-    the adapter's priors over legal moves are the network's, and its value is W - L."""
+    the adapter's priors over legal moves are the network's, and its W/D/L is the network's (value W - L)."""
     boards = [b for b in read_fens(HELDOUT, limit=400)
               if b.turn == chess.WHITE and b.halfmove_clock == 0 and b.ep_square is None][:60]
     boards.append(chess.Board("r3k2r/pPpp1ppp/8/8/8/8/PPPP1PpP/R3K2R w KQkq - 0 1"))  # castling, promotions
@@ -203,7 +203,8 @@ def test_adapter_is_the_network_on_16_planes(maia):
     assert len(boards) > 20
     adapter = Lc0As16Plane(maia).eval()
     with torch.inference_mode():
-        logits, values = adapter(torch.from_numpy(encode_batch(boards)))
+        logits, adapter_wdl = adapter(torch.from_numpy(encode_batch(boards)))
+        values = adapter_wdl[:, 0] - adapter_wdl[:, 2]
     ours, wdl = _our_priors(maia, boards)
     for i, board in enumerate(boards):
         moves = [m for m in board.legal_moves if m.promotion in (None, chess.QUEEN)]  # underpromotions share

@@ -22,7 +22,7 @@ ONNX_KINDS = ("onnx-fp32", "onnx-int8")
 INPUT_NAME = "planes"
 #: The graph outputs of each network family: policy logits, then the value (alphazero) or the WDL
 #: probabilities (seresnet).
-OUTPUT_NAMES_OF_FAMILY = {"alphazero": ("policy", "value"), "seresnet": ("policy", "wdl")}
+OUTPUT_NAMES_OF_FAMILY = {"alphazero": ("policy", "value"), "seresnet": ("policy", "wdl"), "lc0": ("policy", "wdl")}
 OUTPUT_NAMES = OUTPUT_NAMES_OF_FAMILY[DEFAULT_FAMILY]
 METADATA_KEY = "azengine"
 INSTALL_HINT = "the ONNX backends need onnxruntime (and onnx, onnxscript to make files): pip install 'azengine[onnx]'"

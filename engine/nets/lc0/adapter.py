@@ -91,7 +91,8 @@ class Lc0As16Plane(nn.Module):
         return torch.cat([history, aux], dim=1)  # (B, NUM_PLANES, 8, 8)
 
     def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, 4608)`` in azengine's index and value ``W - L`` ``(B,)`` for planes ``(B, 16, 8, 8)``."""
+        """Logits ``(B, 4608)`` in azengine's index and win/draw/loss probabilities ``(B, 3)`` for planes
+        ``(B, 16, 8, 8)`` (the evaluator derives the value ``W - L``)."""
         policy, wdl = self.net(self.lc0_planes(planes))
         batch = planes.shape[0]
         policy = torch.cat([policy, policy.new_zeros(batch, 1)], dim=1)
@@ -101,8 +102,7 @@ class Lc0As16Plane(nn.Module):
         index = torch.where(pawn, self.queen, self.plain)
         index = torch.where(king, self.castle, index)
         logits = torch.gather(policy, 1, index)
-        probabilities = torch.softmax(wdl, dim=1)
-        return logits, probabilities[:, 0] - probabilities[:, 2]
+        return logits, torch.softmax(wdl, dim=1)
 
 
 def load_lc0_as_16_plane(path: str | Path) -> tuple[Lc0As16Plane, dict[str, Any]]:
