@@ -27,7 +27,7 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     path = Path(path)
-    if backend in onnx_backend.ONNX_KINDS and not onnx_backend.looks_like_onnx(path):
+    if backend in onnx_backend.ONNX_KINDS and not (path.is_file() and onnx_backend.looks_like_onnx(path)):
         sibling = sibling_path(path, backend)
         if sibling.is_file():
             evaluator = _from_weights(read_onnx_weights(sibling), backend, threads)
@@ -45,7 +45,13 @@ def _from_weights(weights: WeightsFile, backend: str, threads: int | None) -> Ev
                                            f"load its fp32 file for that")
     if weights.onnx_bytes is not None:
         return onnx_backend.OnnxEvaluator(weights.onnx_bytes, backend, weights.info(), threads)
-    from . import torch_conversions  # the torch formats: torch is needed from here on
+    try:
+        from . import torch_conversions  # the torch formats: torch is needed from here on
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("torch"):
+            raise
+        raise ModelFileError(weights.path, f"runs as {backend} only with torch, which this installation lacks; "
+                                           f"choose Backend onnx-int8 or onnx-fp32") from None
 
     if weights.kind != "fp32":
         return torch_conversions.int8_evaluator(weights, threads)
@@ -58,8 +64,9 @@ def _from_weights(weights: WeightsFile, backend: str, threads: int | None) -> Ev
     return torch_conversions.converted_evaluator(weights, backend, threads)
 
 
-#: The form ``auto`` gives the bundled network: its shipped static-int8 file (docs/PERFORMANCE.md).
-BUNDLED_BACKEND = "static-int8"
+#: The form ``auto`` gives the bundled network: its shipped int8 ONNX file, the most nodes/s with the search
+#: running on both the AVX2 and the AVX-512 VNNI machines (docs/PERFORMANCE.md); it plays without torch.
+BUNDLED_BACKEND = "onnx-int8"
 
 
 def load_for_play(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:

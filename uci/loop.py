@@ -52,7 +52,7 @@ class UciEngine:
         self.evaluator: Evaluator | None = None
         self.searcher: Searcher | None = None
         self.tablebases: Tablebases | None = None
-        self._loaded_key: tuple[str, str] | None = None
+        self._loaded_key: tuple[str, str, int] | None = None  # file, backend, threads of the loaded network
         self._search_thread: threading.Thread | None = None
         self._pondering = False
         self._infinite = False
@@ -72,15 +72,16 @@ class UciEngine:
         return engine.default_model_path() if value in ("", DEFAULT_WEIGHTS, "<default>") else Path(value).expanduser()
 
     def ensure_model(self) -> None:
-        """Load the network if the options name another one than the loaded one (errors -> info string)."""
-        key = (str(self._weights_path()), self.options["Backend"])
+        """Load the network if the options name another file, backend or thread count than the loaded one
+        (an ONNX Runtime session's threads are fixed when it is made); errors go out as info string."""
+        key = (str(self._weights_path()), self.options["Backend"], self.options["Threads"])
         if key == self._loaded_key:
             return
         self._loaded_key = key
         try:
             from engine.loader import load_for_play
 
-            evaluator = load_for_play(key[0], backend=key[1], threads=self.options["Threads"])
+            evaluator = load_for_play(key[0], backend=key[1], threads=key[2])
         except (engine.ModelFileError, ValueError, OSError) as exc:
             if self.evaluator is None:
                 self.info_string(f"error: {exc}; no network is loaded, moves will be poor (uniform priors)")
@@ -153,10 +154,6 @@ class UciEngine:
         key = option.name.lower()
         if key in SEARCH_PARAM_OF_OPTION:
             setattr(self.params, SEARCH_PARAM_OF_OPTION[key], typed)
-        elif key == "threads" and self.evaluator is not None:
-            from engine.backends.torch_backend import set_torch_threads
-
-            set_torch_threads(typed)
         elif key == "uci_chess960":
             self.board = chess.Board(self.board.fen(), chess960=typed)
         elif key == "syzygypath":

@@ -67,8 +67,13 @@ def read_weights(path: str | Path) -> WeightsFile:
     check_file(path)
     if onnx_backend.looks_like_onnx(path):
         return read_onnx_weights(path)
-    from . import torch_files  # torch is imported only for the formats that need it
-
+    try:
+        from . import torch_files  # torch is imported only for the formats that need it
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("torch"):
+            raise
+        raise ModelFileError(path, "is not an ONNX file, and the torch formats need torch, which this installation "
+                                   "lacks; play an ONNX file (Backend onnx-int8 or onnx-fp32)") from None
     return torch_files.read_torch_weights(path)
 
 
