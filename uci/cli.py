@@ -54,8 +54,8 @@ def _module_hooks(name: str) -> tuple[Callable, Callable]:
         top = (exc.name or "").split(".")[0]
         if top not in ("torch", "quantize", "onnx", "onnxscript"):
             raise
-        raise CommandError(f"this build cannot run '{name}': it needs {top}, which is not installed "
-                           f"(the full build or 'pip install azengine' has it)") from None
+        raise CommandError(f"this build cannot run '{name}' ({top} is not in it); the full build "
+                           f"(AZENGINE_FULL=1 pyinstaller engine.spec) or 'pip install azengine' can") from None
     return module.add_arguments, module.run
 
 
