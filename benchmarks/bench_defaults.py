@@ -114,14 +114,15 @@ def main(argv: list[str] | None = None) -> None:
     engines = {c: [open_engine(c) for _ in range(2 if "pair" in modes else 1)] for c in configs}
     started = time.monotonic()
     try:
-        for _ in range(args.rounds):
-            for fen in fens:
+        for round_ in range(1, args.rounds + 1):
+            for number, fen in enumerate(fens, 1):
                 for config in configs:
-                    if "alone" in modes:
-                        rates[config, "alone"].append(search_nps(engines[config][0], fen, args.nodes))
-                    if "pair" in modes:
-                        rates[config, "pair"].append(pair_nps((engines[config][0], engines[config][1]), fen,
-                                                              args.nodes))
+                    for mode in modes:
+                        nps = (search_nps(engines[config][0], fen, args.nodes) if mode == "alone"
+                               else pair_nps((engines[config][0], engines[config][1]), fen, args.nodes))
+                        rates[config, mode].append(nps)
+                        print(f"#   round {round_} position {number} {config:14s} {mode:5s} {nps:7.0f} nodes/s",
+                              flush=True)
     finally:
         for pair in engines.values():
             for e in pair:

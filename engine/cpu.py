@@ -1,8 +1,8 @@
 """What kind of CPU the engine runs on, read from the CPU's flags without torch (``/proc/cpuinfo``).
 
-The play defaults (``Threads``) are chosen per kind from measurements with the search running
-(docs/PERFORMANCE.md); where the flags cannot be read the kind is ``unknown`` and the defaults of the
-AVX2 machines apply.
+The play defaults were measured with the search running on both kinds of this project's machines (AVX2 only;
+AVX-512 VNNI): the same choice won on both (docs/PERFORMANCE.md), so only the core count changes the
+``Threads`` default; the kind is reported by the benchmarks.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 
-#: Network threads (the ``Threads`` default) per CPU kind, at most the machine's core count.
-THREADS_BY_KIND = {"avx512-vnni": 2, "avx2": 2, "baseline": 1, "unknown": 2}
+#: Network threads of the ``Threads`` default where the machine has that many cores (docs/PERFORMANCE.md).
+DEFAULT_THREADS = 2
 
 
 @cache
@@ -43,7 +43,7 @@ def cpu_kind(flags: frozenset[str] | None = None) -> str:
     return "baseline"
 
 
-def default_threads(flags: frozenset[str] | None = None, cores: int | None = None) -> int:
-    """The ``Threads`` default for this CPU: :data:`THREADS_BY_KIND`, capped at the number of cores."""
+def default_threads(cores: int | None = None) -> int:
+    """The ``Threads`` default: :data:`DEFAULT_THREADS`, capped at the number of cores (this machine's)."""
     cores = cores if cores is not None else (os.cpu_count() or 1)
-    return max(1, min(THREADS_BY_KIND[cpu_kind(flags)], cores))
+    return max(1, min(DEFAULT_THREADS, cores))

@@ -1,4 +1,4 @@
-"""The UCI play path imports no torch when the network it runs is an ONNX file; the CPU kind behind the defaults.
+"""The UCI play path imports no torch when the network it runs is an ONNX file; the CPU kind and Threads default.
 
 The engine runs in a child process: the UCI loop of ``azengine`` (``uci.cli.run``, the command's own code)
 on a pipe, driven by python-chess; when the loop ends the child writes whether ``torch`` was ever imported.
@@ -7,6 +7,7 @@ on a pipe, driven by python-chess; when the loop ends the child writes whether `
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_cpu_kind_from_flags() -> None:
     assert cpu_kind(frozenset({"sse2", "fma", "avx2"})) == "avx2"
     assert cpu_kind(frozenset({"sse2"})) == "baseline"
     assert cpu_kind(frozenset()) == "unknown"
-    assert default_threads(frozenset({"avx2"}), cores=1) == 1  # never more network threads than cores
+    assert default_threads(cores=1) == 1  # never more network threads than cores
+    assert 1 <= default_threads() <= (os.cpu_count() or 1)
 
 
 def test_cpu_kind_of_this_machine() -> None:
