@@ -50,11 +50,13 @@ def _hanging_queen(fen: str) -> bool:
     return fen in (CLEAR_POSITIONS[0][0], CLEAR_POSITIONS[3][0])
 
 
-def test_bundled_network_plays_static_int8_under_auto() -> None:
-    """The engine's default (``Backend=auto``) runs the bundled network from its static-int8 file."""
+def test_bundled_network_plays_onnx_int8_under_auto() -> None:
+    """The engine's default (``Backend=auto``) runs the bundled network from its ONNX int8 file."""
     played = load_for_play(engine.default_model_path(), "auto", threads=1)
-    assert played.kind == BUNDLED_BACKEND == "static-int8"
-    assert any("static_quantized" in note for note in played.info.notes)
+    assert played.kind == BUNDLED_BACKEND == "onnx-int8"
+    assert any("static_quantized.onnx" in note for note in played.info.notes)
+    assert load_for_play(engine.default_model_path(), "onnx-fp32", threads=1).info.path.endswith(
+        "azengine_default.onnx")  # the shipped fp32 ONNX file, no conversion at load time
     assert load_for_play(engine.default_model_path(), "fp32", threads=1).kind == "fp32"
 
 

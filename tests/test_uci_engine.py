@@ -174,7 +174,7 @@ def test_network_loads_on_isready_not_on_uci():
         assert not any("loaded" in line for line in before), before
         before = eng.isready(LOAD_S)
         loaded = [line for line in before if line.startswith("info string loaded")]
-        assert len(loaded) == 1 and loaded[0].endswith(" static-int8"), before  # the bundled network's default form
+        assert len(loaded) == 1 and loaded[0].endswith(" onnx-int8"), before  # the bundled network's default form
         assert eng.bad_stdout_lines() == []
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import BACKENDS
-from engine.cpu import default_threads
+from engine.cpu import DEFAULT_THREADS, default_threads
 
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 
@@ -95,8 +95,8 @@ OPTIONS: tuple[Option, ...] = (
            "else converts at load time.", choices=BACKENDS),
     Option("Threads", "spin", default_threads(),
            "Threads for the network (torch or ONNX Runtime intra-op); the search itself runs on one more "
-           "thread. The default is chosen from the CPU's flags and cores by the table in "
-           "docs/PERFORMANCE.md.", 1, 256),
+           f"thread. Default: {DEFAULT_THREADS}, or the number of cores where there are fewer (measured with the "
+           "search running, alone and beside a second engine: docs/PERFORMANCE.md).", 1, 256),
     Option("MinibatchSize", "spin", 32, "Positions evaluated per network call.", 1, 1024),
     Option("CPuct", "float", 1.745, "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
     Option("CPuctBase", "float", 38739.0, "Visits scale of the growth of the exploration term.", 1.0, 1e9),
