@@ -80,3 +80,22 @@ def test_bench_qengines_quick() -> None:
     rates = re.findall(r"(\d+) \((\d+\.\d+)x\)", row)
     assert len(rates) == len(engines) and all(float(rate) > 0 and float(ratio) > 0 for rate, ratio in rates), row
 
+
+
+def test_bench_startup_quick() -> None:
+    out = run_quick("bench_startup")
+    assert out.startswith("# azengine start-up benchmark")
+    (row,) = rows(out, r"auto\s")
+    uciok, _, _, readyok, _, _ = numbers(row)
+    assert 0 < uciok <= readyok, row
+
+
+def test_bench_defaults_quick() -> None:
+    out = run_quick("bench_defaults")
+    assert out.startswith("# azengine defaults benchmark")
+    table = rows(out, r"(default|old)\s+\d")
+    assert [r.split()[0] for r in table] == ["default", "old"]
+    for row in table:
+        alone, _, _, pair, _, _ = numbers(row)
+        assert alone > 0 and pair > 0, row
+    assert [r.split()[3] for r in rows(out, r"default / old")] == ["alone:", "pair:"]

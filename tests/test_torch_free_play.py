@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,10 @@ import chess
 import chess.engine
 import pytest
 
+import engine
 from engine.cpu import cpu_flags, cpu_kind, default_threads
-from engine.loader import BUNDLED_BACKEND
+from engine.loader import BUNDLED_BACKEND, load_for_play
+from engine.nets.files import sibling_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +110,13 @@ def test_cpu_kind_of_this_machine() -> None:
     listed = next(line.split(":", 1)[1].split() for line in lscpu.stdout.splitlines() if line.startswith("Flags"))
     assert ("avx512_vnni" in listed) == (cpu_kind() == "avx512-vnni")
     assert ("avx2" in listed) == (cpu_kind() in ("avx512-vnni", "avx2"))
+
+
+def test_onnx_siblings_load_without_their_torch_file(tmp_path: Path) -> None:
+    """The GUI build ships only the ONNX files: the bundled network's name still finds them."""
+    for kind in ("onnx-int8", "onnx-fp32"):
+        shutil.copy(sibling_path(engine.default_model_path(), kind), sibling_path(tmp_path / "net.pt", kind))
+        evaluator = load_for_play(tmp_path / "net.pt", kind, threads=1)
+        assert evaluator.kind == kind
+    with pytest.raises(engine.ModelFileError, match="no such file"):
+        load_for_play(tmp_path / "net.pt", "static-int8", threads=1)
