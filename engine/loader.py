@@ -6,11 +6,12 @@ An ONNX file (or the ONNX sibling of an fp32 file) loads without importing torch
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from .backends import onnx_backend
 from .bundled import default_model_path
-from .errors import ModelFileError
+from .errors import BackendUnavailableError, ModelFileError
 from .interface import BACKENDS, Evaluator
 from .nets.files import WeightsFile, read_onnx_weights, read_weights, sibling_path
 
@@ -26,6 +27,9 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in ("auto", *onnx_backend.ONNX_KINDS) and importlib.util.find_spec("torch") is None:
+        raise BackendUnavailableError(f"Backend {backend} needs torch, which this installation lacks (the "
+                                      f"PyInstaller GUI engine has none); choose onnx-int8 or onnx-fp32")
     path = Path(path)
     if backend in onnx_backend.ONNX_KINDS and not (path.is_file() and onnx_backend.looks_like_onnx(path)):
         sibling = sibling_path(path, backend)
