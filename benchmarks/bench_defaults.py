@@ -28,7 +28,8 @@ import chess
 import chess.engine
 
 from benchmarks.common import machine_load
-from engine.cpu import cpu_kind
+from engine.cpu import cpu_kind, default_threads
+from engine.loader import bundled_backend
 
 FENS = (
     "r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R1BQ1RK1 w - - 0 9",
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     configs = args.configs.split(",")
     modes = args.modes.split(",")
     print("# azengine defaults benchmark: engine nodes/s per Backend and Threads, alone and in pairs")
-    print(f"# cpu kind {cpu_kind()}, {os.cpu_count()} cores, {args.nodes} nodes x {len(fens)} positions x "
+    print(f"# cpu kind {cpu_kind()}: default Backend auto = {bundled_backend()}, Threads {default_threads()}")
+    print(f"# {os.cpu_count()} cores, {args.nodes} nodes x {len(fens)} positions x "
           f"{args.rounds} rounds; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}")
     print(f"# {machine_load()}")
     rates: dict[tuple[str, str], list[float]] = {(c, m): [] for c in configs for m in modes}

@@ -1,8 +1,10 @@
 """What kind of CPU the engine runs on, read from the CPU's flags without torch (``/proc/cpuinfo``).
 
-The play defaults were measured with the search running on both kinds of this project's machines (AVX2 only;
-AVX-512 VNNI): the same choice won on both (docs/PERFORMANCE.md), so only the core count changes the
-``Threads`` default; the kind is reported by the benchmarks.
+The play defaults depend on it: which form ``Backend=auto`` gives the bundled network
+(:data:`engine.loader.BUNDLED_BACKEND_BY_CPU`) and how many network threads (:data:`THREADS_BY_CPU`),
+both chosen from measurements with the search running (docs/PERFORMANCE.md). On Intel CPUs with AMX
+(which have AVX-512 VNNI too) torch's oneDNN int8 kernels searched faster than ONNX Runtime's; on the
+AMD CPU with AVX-512 VNNI and on the AVX2 CPU, ONNX Runtime's were the faster.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 
-#: Network threads of the ``Threads`` default where the machine has that many cores (docs/PERFORMANCE.md).
-DEFAULT_THREADS = 2
+#: The ``Threads`` default per CPU kind (:func:`cpu_kind`), at most the machine's core count.
+THREADS_BY_CPU = {"amx": 1, "avx512-vnni": 2, "avx2": 2, "baseline": 2, "unknown": 2}
 
 
 @cache
@@ -32,10 +34,13 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_kind(flags: frozenset[str] | None = None) -> str:
-    """``avx512-vnni`` (int8 dot products in one instruction), ``avx2``, ``baseline`` (neither) or ``unknown``."""
+    """``amx`` (int8 matrix tiles, Intel), ``avx512-vnni`` (int8 dot products in one instruction), ``avx2``,
+    ``baseline`` (neither) or ``unknown`` (no flags readable)."""
     flags = cpu_flags() if flags is None else flags
     if not flags:
         return "unknown"
+    if "amx_int8" in flags:
+        return "amx"
     if "avx512_vnni" in flags:
         return "avx512-vnni"
     if "avx2" in flags:
@@ -43,7 +48,7 @@ def cpu_kind(flags: frozenset[str] | None = None) -> str:
     return "baseline"
 
 
-def default_threads(cores: int | None = None) -> int:
-    """The ``Threads`` default: :data:`DEFAULT_THREADS`, capped at the number of cores (this machine's)."""
+def default_threads(flags: frozenset[str] | None = None, cores: int | None = None) -> int:
+    """The ``Threads`` default for this CPU: :data:`THREADS_BY_CPU`, capped at the number of cores."""
     cores = cores if cores is not None else (os.cpu_count() or 1)
-    return max(1, min(DEFAULT_THREADS, cores))
+    return max(1, min(THREADS_BY_CPU[cpu_kind(flags)], cores))

@@ -19,8 +19,9 @@ import chess.engine
 import pytest
 
 import engine
+from engine.backends.onnx_backend import ONNX_KINDS
 from engine.cpu import cpu_flags, cpu_kind, default_threads
-from engine.loader import BUNDLED_BACKEND, load_for_play
+from engine.loader import bundled_backend, load_for_play
 from engine.nets.files import sibling_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,15 +64,23 @@ def play_and_report(tmp_path: Path, options: dict[str, str],
     return caplog.text, [line for line in lines[:-1] if line], best
 
 
-@pytest.mark.parametrize("options", [{}, {"Backend": "onnx-int8"}, {"Backend": "onnx-fp32", "Threads": "2"}],
-                         ids=["default", "onnx-int8", "onnx-fp32-threads2"])
+@pytest.mark.parametrize("options", [{"Backend": "onnx-int8"}, {"Backend": "onnx-fp32", "Threads": "2"}],
+                         ids=["onnx-int8", "onnx-fp32-threads2"])
 def test_onnx_network_plays_without_torch(tmp_path: Path, options: dict[str, str],
                                          caplog: pytest.LogCaptureFixture) -> None:
     log, torch_modules, best = play_and_report(tmp_path, options, caplog)
-    kind = options.get("Backend", BUNDLED_BACKEND)
-    assert re.search(rf"info string loaded \S+\.onnx: 6x64 {kind}\b", log), log
+    assert re.search(rf"info string loaded \S+\.onnx: 6x64 {options['Backend']}\b", log), log
     assert "error" not in log
     assert torch_modules == []
+    assert best is not None
+
+
+def test_default_imports_torch_only_for_a_torch_form(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No options: the bundled network in this CPU's form; torch is imported exactly when that form needs it."""
+    log, torch_modules, best = play_and_report(tmp_path, {}, caplog)
+    backend = bundled_backend()
+    assert re.search(rf"info string loaded \S+: 6x64 {backend}\b", log), log
+    assert (torch_modules == []) == (backend in ONNX_KINDS)
     assert best is not None
 
 
@@ -91,11 +100,12 @@ def test_play_path_modules_import_no_torch() -> None:
 
 
 def test_cpu_kind_from_flags() -> None:
+    assert cpu_kind(frozenset({"sse2", "avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"})) == "amx"
     assert cpu_kind(frozenset({"sse2", "avx2", "avx512f", "avx512_vnni"})) == "avx512-vnni"
     assert cpu_kind(frozenset({"sse2", "fma", "avx2"})) == "avx2"
     assert cpu_kind(frozenset({"sse2"})) == "baseline"
     assert cpu_kind(frozenset()) == "unknown"
-    assert default_threads(cores=1) == 1  # never more network threads than cores
+    assert default_threads(frozenset({"avx2"}), cores=1) == 1  # never more network threads than cores
     assert 1 <= default_threads() <= (os.cpu_count() or 1)
 
 
@@ -108,8 +118,9 @@ def test_cpu_kind_of_this_machine() -> None:
     if lscpu.returncode != 0:
         pytest.skip("lscpu is not available")
     listed = next(line.split(":", 1)[1].split() for line in lscpu.stdout.splitlines() if line.startswith("Flags"))
-    assert ("avx512_vnni" in listed) == (cpu_kind() == "avx512-vnni")
-    assert ("avx2" in listed) == (cpu_kind() in ("avx512-vnni", "avx2"))
+    assert ("amx_int8" in listed) == (cpu_kind() == "amx")
+    assert ("avx512_vnni" in listed and "amx_int8" not in listed) == (cpu_kind() == "avx512-vnni")
+    assert ("avx2" in listed) == (cpu_kind() in ("amx", "avx512-vnni", "avx2"))
 
 
 def test_onnx_siblings_load_without_their_torch_file(tmp_path: Path) -> None:

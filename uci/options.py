@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import BACKENDS
-from engine.cpu import DEFAULT_THREADS, default_threads
+from engine.cpu import default_threads
 
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 
@@ -89,14 +89,15 @@ OPTIONS: tuple[Option, ...] = (
            "Model file: an fp32 state_dict (pytorch-alpha-zero format) or an int8 file made by "
            "'azengine quantize'. <bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
-           "How the network runs. auto: what the file is; the bundled network runs as onnx-int8 (its "
-           "fastest form, stronger at equal time; no torch needed). An int8 backend on an fp32 file uses the "
-           "<stem>_<type>_quantized.pt (onnx: <stem>.onnx, <stem>_static_quantized.onnx) file beside it, "
+           "How the network runs. auto: what the file is; the bundled network runs in its fastest form on "
+           "this CPU (onnx-int8, no torch needed; static-int8 on Intel CPUs with AMX: docs/PERFORMANCE.md). "
+           "An int8 backend on an fp32 file uses the <stem>_<type>_quantized.pt (onnx: <stem>.onnx, "
+           "<stem>_static_quantized.onnx) file beside it, "
            "else converts at load time.", choices=BACKENDS),
     Option("Threads", "spin", default_threads(),
            "Threads for the network (torch or ONNX Runtime intra-op); the search itself runs on one more "
-           f"thread. Default: {DEFAULT_THREADS}, or the number of cores where there are fewer (measured with the "
-           "search running, alone and beside a second engine: docs/PERFORMANCE.md).", 1, 256),
+           "thread. The default depends on the CPU (its flags) and its cores, by measurements with the search "
+           "running, alone and beside a second engine: docs/PERFORMANCE.md.", 1, 256),
     Option("MinibatchSize", "spin", 32, "Positions evaluated per network call.", 1, 1024),
     Option("CPuct", "float", 1.745, "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
     Option("CPuctBase", "float", 38739.0, "Visits scale of the growth of the exploration term.", 1.0, 1e9),
