@@ -6,8 +6,8 @@ tree (``ucinewgame`` before each search). ``alone``: one engine searches, the ot
 engines of the same configuration search at the same moment, as in a match at concurrency 2 (or a GUI
 match of two engines on one machine); their nodes/s are averaged. Configurations take turns, round after
 round, so that a change in the machine's load touches them alike. ``default`` sets no option: what the
-engine does out of the box; ``old`` is ``Backend=static-int8, Threads=1`` (the defaults before
-onnx-int8).
+engine does out of the box (on this CPU: ``engine.cpu``); ``old`` is ``Backend=static-int8, Threads=1`` (the
+defaults before they depended on the CPU).
 
     python -m benchmarks.bench_defaults [--nodes 20000 --rounds 3 --configs default,old,onnx-int8:1,...]
     python -m benchmarks.bench_defaults --quick      # seconds: 300 nodes, one position, one round
