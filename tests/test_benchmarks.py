@@ -93,3 +93,22 @@ def test_bench_families_quick() -> None:
         rates = numbers(row.split(None, 2)[2])  # params, then one rate per kind
         assert len(rates) == head.count("pos/s") + 1 and all(r > 0 for r in rates), row
     assert len(rows(out, r"# seresnet(\+SE)? vs alphazero: fp32 ")) == 2
+
+
+def test_bench_startup_quick() -> None:
+    out = run_quick("bench_startup")
+    assert out.startswith("# azengine start-up benchmark")
+    (row,) = rows(out, r"auto\s")
+    uciok, _, _, readyok, _, _ = numbers(row)
+    assert 0 < uciok <= readyok, row
+
+
+def test_bench_defaults_quick() -> None:
+    out = run_quick("bench_defaults")
+    assert out.startswith("# azengine defaults benchmark")
+    table = rows(out, r"(default|old)\s+\d")
+    assert [r.split()[0] for r in table] == ["default", "old"]
+    for row in table:
+        alone, _, _, pair, _, _ = numbers(row)
+        assert alone > 0 and pair > 0, row
+    assert [r.split()[3] for r in rows(out, r"default / old")] == ["alone:", "pair:"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import engine
-from engine.loader import BUNDLED_BACKEND, load_for_play, load_model
+from engine.cpu import cpu_kind
+from engine.loader import BUNDLED_BACKEND_BY_CPU, bundled_backend, load_for_play, load_model
 from engine.nets.alphazero import AlphaZeroNet
 from engine.nets.files import read_weights
 from search import Limits, Searcher, SearchParams
@@ -50,11 +51,14 @@ def _hanging_queen(fen: str) -> bool:
     return fen in (CLEAR_POSITIONS[0][0], CLEAR_POSITIONS[3][0])
 
 
-def test_bundled_network_plays_static_int8_under_auto() -> None:
-    """The engine's default (``Backend=auto``) runs the bundled network from its static-int8 file."""
+def test_bundled_network_plays_its_cpu_form_under_auto() -> None:
+    """The engine's default (``Backend=auto``) runs the bundled network in the form chosen for this CPU."""
     played = load_for_play(engine.default_model_path(), "auto", threads=1)
-    assert played.kind == BUNDLED_BACKEND == "static-int8"
-    assert any("static_quantized" in note for note in played.info.notes)
+    assert played.kind == bundled_backend() == BUNDLED_BACKEND_BY_CPU[cpu_kind()]
+    assert any("static_quantized." in note for note in played.info.notes)
+    assert bundled_backend(frozenset({"avx2"})) == "onnx-int8"
+    assert load_for_play(engine.default_model_path(), "onnx-fp32", threads=1).info.path.endswith(
+        "azengine_default.onnx")  # the shipped fp32 ONNX file, no conversion at load time
     assert load_for_play(engine.default_model_path(), "fp32", threads=1).kind == "fp32"
 
 

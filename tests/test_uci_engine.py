@@ -16,6 +16,7 @@ import chess.engine
 import pytest
 from uci_client import RawEngine, engine_command, long_game
 
+from engine.loader import bundled_backend
 from uci.options import OPTIONS
 
 STOCKFISH = shutil.which("stockfish") or ("/usr/games/stockfish" if shutil.which("/usr/games/stockfish") else None)
@@ -174,7 +175,7 @@ def test_network_loads_on_isready_not_on_uci():
         assert not any("loaded" in line for line in before), before
         before = eng.isready(LOAD_S)
         loaded = [line for line in before if line.startswith("info string loaded")]
-        assert len(loaded) == 1 and loaded[0].endswith(" static-int8"), before  # the bundled network's default form
+        assert len(loaded) == 1 and loaded[0].endswith(" " + bundled_backend()), before  # the bundled network's form
         assert eng.bad_stdout_lines() == []
 
 

@@ -44,9 +44,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _module_hooks(name: str) -> tuple[Callable, Callable]:
+    """A subcommand's ``add_arguments`` and ``run``; :class:`CommandError` where this build lacks what it needs
+    (the PyInstaller GUI engine has no torch, so no ``quantize`` or ``bench``)."""
     from importlib import import_module
 
-    module = import_module(SUBCOMMANDS[name][0])
+    try:
+        module = import_module(SUBCOMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in ("torch", "quantize", "onnx", "onnxscript"):
+            raise
+        raise CommandError(f"this build cannot run '{name}' ({top} is not in it); the full build "
+                           f"(AZENGINE_FULL=1 pyinstaller engine.spec) or 'pip install azengine' can") from None
     return module.add_arguments, module.run
 
 
@@ -71,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     # torch's C++ warnings (e.g. that quantized tensors are deprecated, once per int8 load) bypass Python's
     # warnings module and would reach a GUI's engine log; read by torch when it loads, so set it first.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    parser = build_parser(argv)
+    try:
+        parser = build_parser(argv)
+    except CommandError as exc:
+        sys.stderr.write(f"azengine: error: {exc}\n")
+        return 2
     args = parser.parse_args(argv)
     command = args.command or "uci"
     if command == "uci" and not hasattr(args, "log_level"):

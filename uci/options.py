@@ -15,6 +15,7 @@ from typing import Any
 
 from engine import BACKENDS
 from search.types import RAM_LIMIT_CAP_MB, RAM_LIMIT_SHARE, param_default
+from engine.cpu import default_threads
 
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 
@@ -104,13 +105,15 @@ OPTIONS: tuple[Option, ...] = (
            "'azengine quantize', or an lc0 network (.pb.gz, e.g. Maia; fp32 and onnx-fp32 only). "
            "<bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
-           "How the network runs. auto: what the file is; the bundled network runs as static-int8 (its "
-           "fastest form, stronger at equal time). An int8 backend on an fp32 file uses the "
-           "<stem>_<type>_quantized.pt (onnx: <stem>.onnx, <stem>_static_quantized.onnx) file beside it, "
-           "else converts at load time. onnx-* need 'pip install azengine[onnx]'.", choices=BACKENDS),
-    Option("Threads", "spin", 1,
-           "Threads for the network (torch or ONNX Runtime intra-op). The search itself runs on one more "
-           "thread; 1 gave the most nodes/s on a 2-core machine (see docs/PERFORMANCE.md).", 1, 256),
+           "How the network runs. auto: what the file is; the bundled network runs in its fastest form on "
+           "this CPU (onnx-int8, no torch needed; static-int8 on Intel CPUs with AMX: docs/PERFORMANCE.md). "
+           "An int8 backend on an fp32 file uses the <stem>_<type>_quantized.pt (onnx: <stem>.onnx, "
+           "<stem>_static_quantized.onnx) file beside it, "
+           "else converts at load time.", choices=BACKENDS),
+    Option("Threads", "spin", default_threads(),
+           "Threads for the network (torch or ONNX Runtime intra-op); the search itself runs on one more "
+           "thread. The default depends on the CPU (its flags) and its cores, by measurements with the search "
+           "running, alone and beside a second engine: docs/PERFORMANCE.md.", 1, 256, default_doc="by CPU"),
     search_option("MinibatchSize", "spin", "minibatch_size", "Positions evaluated per network call.", 1, 1024),
     search_option("CPuct", "float", "cpuct", "Exploration constant of PUCT at zero visits.", 0.0, 100.0),
     search_option("CPuctBase", "float", "cpuct_base", "Visits scale of the growth of the exploration term.", 1.0, 1e9),
@@ -133,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
                   "Milliseconds kept back per move for GUI and OS delays.", 0, 100_000),
     search_option("SlowMover", "float", "slow_mover",
                   "Scales the share of the clock planned per move (not the increment's share); above 1 spends "
-                  "more time early in the game. 1.5 beat 1.0 by 26 +/- 25 Elo at 10+0.1 (docs/PERFORMANCE.md).",
+                  "more time early in the game (docs/PERFORMANCE.md).",
                   0.1, 10.0),
     search_option("MultiPV", "spin", "multipv", "Number of best lines reported.", 1, 500),
     search_option("SmartPruningFactor", "float", "smart_pruning_factor",

@@ -8,6 +8,7 @@ import sys
 import chess
 
 import engine
+from engine.cpu import default_threads
 from engine.errors import CommandError
 from search import Limits, Searcher, SearchParams
 
@@ -16,14 +17,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``azengine play``."""
     parser.add_argument("--model", help="model file (default: the bundled network)")
     parser.add_argument("--backend", default="auto",
-                        help="auto (the bundled network: static-int8; another file: what it is), fp32, "
-                             "dynamic-int8 or static-int8")
+                        help="auto (the bundled network: onnx-int8; another file: what it is), fp32, "
+                             "dynamic-int8, static-int8, onnx-fp32 or onnx-int8")
     parser.add_argument("--rollouts", "--nodes", dest="nodes", type=int, default=800,
                         help="playouts per engine move (default 800)")
     parser.add_argument("--movetime", type=int, help="milliseconds per engine move (instead of --rollouts)")
     parser.add_argument("--color", choices=("white", "black"), default="white", help="your colour")
     parser.add_argument("--fen", help="start from this position")
-    parser.add_argument("--threads", type=int, default=1, help="network threads")
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="network threads (default: the Threads option's default for this CPU)")
 
 
 def _read_move(board: chess.Board, text: str) -> chess.Move | None:

@@ -25,7 +25,8 @@ INPUT_NAME = "planes"
 OUTPUT_NAMES_OF_FAMILY = {"alphazero": ("policy", "value"), "seresnet": ("policy", "wdl"), "lc0": ("policy", "wdl")}
 OUTPUT_NAMES = OUTPUT_NAMES_OF_FAMILY[DEFAULT_FAMILY]
 METADATA_KEY = "azengine"
-INSTALL_HINT = "the ONNX backends need onnxruntime (and onnx, onnxscript to make files): pip install 'azengine[onnx]'"
+INSTALL_HINT = ("the ONNX backends need onnxruntime (a dependency of azengine: pip install onnxruntime); making "
+                "ONNX files also needs onnx and onnxscript: pip install 'azengine[onnx]'")
 #: ONNX protobuf files start with field 1 (ir_version, varint): this byte.
 ONNX_FIRST_BYTE = 0x08
 

@@ -34,15 +34,21 @@ def read_weights(path: str | Path) -> WeightsFile:
     check_file(path)
     if onnx_backend.looks_like_onnx(path):
         return read_onnx_weights(path)
-    # torch is imported only for the formats that need it
-    if looks_like_lc0(path):
-        from .lc0.adapter import load_lc0_as_16_plane
-
+    lc0 = looks_like_lc0(path)
+    try:  # torch is imported only for the formats that need it
+        if lc0:
+            from .lc0.adapter import load_lc0_as_16_plane
+        else:
+            from . import torch_files
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("torch"):
+            raise
+        raise ModelFileError(path, "is not an ONNX file, and the torch formats need torch, which this installation "
+                                   "lacks; play an ONNX file (Backend onnx-int8 or onnx-fp32)") from None
+    if lc0:
         module, metadata = load_lc0_as_16_plane(path)
         return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata,
                            family=metadata["family"])
-    from . import torch_files
-
     return torch_files.read_torch_weights(path)
 
 
