@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import BACKENDS
-from search.types import RAM_LIMIT_CAP_MB, RAM_LIMIT_SHARE, param_default
 from engine.cpu import default_threads
+from search.types import RAM_LIMIT_CAP_MB, RAM_LIMIT_SHARE, param_default
 
 DEFAULT_WEIGHTS = "<bundled>"  # not "<default>": python-chess would split on the word "default"
 
