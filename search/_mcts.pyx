@@ -4,7 +4,7 @@
 The tree is two growable arrays of C structs: nodes and edges. A node owns a contiguous run of edges
 (its legal moves, sorted by prior) and holds its visit count, value sum and virtual loss; an edge holds
 only its move, prior and the index of its child node (-1 until the edge is first visited), so that
-the many edges never visited cost little. Node: 32 bytes; edge: 12 bytes. The arrays grow up to a byte budget
+the many edges never visited cost little. Node: 40 bytes; edge: 12 bytes. The arrays grow up to a byte budget
 (``Tree.set_budget``); once it is spent the tree adds no edges, and new leaves only carry their value.
 
 Network results are kept in :class:`NNCache`, a fixed-size C table keyed by the position key, holding
@@ -64,6 +64,7 @@ cdef struct Node:
     uint64_t key         # position key (transpositions, repetitions)
     int32_t first_edge
     int32_t n            # visits through this node, own evaluation included
+    float dsum           # draw-probability sum (WDL networks; 0 for networks without a draw head)
     int16_t num_edges
     int16_t mate         # proven result: +(plies+1) side to move mates, -(plies+1) it is mated, 0 unknown
     int16_t vl           # virtual loss: playouts selected through this node and not yet backed up
@@ -73,6 +74,7 @@ cdef struct Node:
 cdef struct CacheEntry:
     uint64_t key
     float value
+    float draw                     # draw probability (0 for networks without a draw head)
     uint16_t num                   # legal moves (0: empty slot)
     uint16_t logit[CACHE_MOVES]    # (best logit - logit) * LOGIT_SCALE per legal move, generation order
 
@@ -81,7 +83,7 @@ NN_CACHE_ENTRY_BYTES = sizeof(CacheEntry)
 NODE_UNEXPANDED, NODE_PENDING, NODE_EXPANDED, NODE_TERMINAL = UNEXPANDED, PENDING, EXPANDED, TERMINAL
 
 
-class NodeStats(namedtuple("NodeStats", "visits value_sum mate state num_edges")):
+class NodeStats(namedtuple("NodeStats", "visits value_sum mate state num_edges draw_sum")):
     """A node: visits, value sum (side to move there), proven mate, state (``NODE_*``), edge count."""
 
     __slots__ = ()
@@ -92,8 +94,9 @@ class NodeStats(namedtuple("NodeStats", "visits value_sum mate state num_edges")
         return self.state == EXPANDED
 
 
-EdgeStats = namedtuple("EdgeStats", "move visits value_sum prior child_mate")
-EdgeStats.__doc__ = """An edge: packed move, visits, value sum (parent's view), prior, proven mate of the child."""
+EdgeStats = namedtuple("EdgeStats", "move visits value_sum prior child_mate draw_sum")
+EdgeStats.__doc__ = """An edge: packed move, visits, value sum (parent's view), prior, proven mate of the child,
+draw-probability sum of the child."""
 
 BestChild = namedtuple("BestChild", "move child")
 BestChild.__doc__ = """The most visited edge of a node: its packed move and child node (-1, -1 when none)."""

@@ -20,7 +20,7 @@ import chess
 import numpy as np
 
 from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
-from engine.interface import Evaluator
+from engine.interface import Evaluator, wdl_per_mille
 from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
 
 from . import _mcts
@@ -151,7 +151,7 @@ class Searcher:
         """Per mille of ``RamLimitMb`` in use by the tree and the NN cache (1000 once the tree is full)."""
         if self.params.ram_limit_mb <= 0:
             return 0
-        if self.tree.full:
+        if self.tree.at_limit():
             return 1000
         used = self.tree.memory_bytes() + self.runner.cache.memory_bytes()
         return min(1000, int(1000 * used / (self.params.ram_limit_mb * 1024 * 1024)))
@@ -203,18 +203,25 @@ class Searcher:
         self.tree.set_root_key(position_key(board))
         self.tree.set_history(_history_keys(board))
 
-    def _evaluate_batch(self, bitboards: np.ndarray, black: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _evaluate_batch(self, bitboards: np.ndarray,
+                        black: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Logits, values and (from a WDL network) draw probabilities of the gathered leaves."""
         started = time.monotonic()
         planes = bitboards_to_planes(bitboards, black)
-        result = self.evaluator.evaluate(planes)
+        if getattr(self.evaluator, "has_wdl", False):
+            logits, wdl = self.evaluator.evaluate_wdl(planes)
+            result = (logits, wdl[:, 0] - wdl[:, 2], wdl[:, 1])
+        else:
+            result = (*self.evaluator.evaluate(planes), None)
         took_ms = (time.monotonic() - started) * 1000.0
         self._eval_ms = took_ms if self._eval_ms == 0.0 else 0.8 * self._eval_ms + 0.2 * took_ms
         return result
 
-    def _apply(self, batch: _mcts.Batch, result: tuple[np.ndarray, np.ndarray]) -> None:
-        logits, values = result
+    def _apply(self, batch: _mcts.Batch, result: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> None:
+        logits, values, draws = result
         self.runner.apply(batch, np.ascontiguousarray(logits, dtype=np.float32),
-                          np.ascontiguousarray(values, dtype=np.float32))
+                          np.ascontiguousarray(values, dtype=np.float32),
+                          None if draws is None else np.ascontiguousarray(draws, dtype=np.float32))
 
     def _expand_root(self) -> None:
         """Evaluate the root synchronously if it is not expanded yet."""
@@ -337,7 +344,7 @@ class Searcher:
                 self._in_flight.append(future)
         info = self._info(start, searched(), depth_before)
         best, ponder = self._choose_move(board, info)
-        return SearchResult(best, ponder, info, tree_full=self.tree.full, stopped_by=stopped_by)
+        return SearchResult(best, ponder, info, tree_full=self.tree.at_limit(), stopped_by=stopped_by)
 
     def _should_stop(self, limits: Limits, now: float, timer_start: float, budget_ms: float | None,
                      searched: int, depth_before: int, num_legal: int, allowed: set[int] | None) -> str:
@@ -428,7 +435,12 @@ class Searcher:
             q = -1.0
         else:
             score = Score.from_q(q)
-        return PvLine(rank, score, q, wdl_from_q(q), self._pv(edge.move), n)
+        if getattr(self.evaluator, "has_wdl", False) and n and not mate:  # the network's own draw share
+            draw = edge.draw_sum / n
+            wdl = wdl_per_mille(np.array([(1.0 + q - draw) / 2.0, draw, (1.0 - q - draw) / 2.0]).clip(0.0, 1.0))
+        else:
+            wdl = wdl_from_q(q)
+        return PvLine(rank, score, q, wdl, self._pv(edge.move), n)
 
     def _info(self, start: float, searched: int, depth_before: int) -> SearchInfo:
         elapsed = max(1e-6, time.monotonic() - start)

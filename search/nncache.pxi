@@ -52,7 +52,7 @@ cdef class NNCache:
             return entry
         return NULL
 
-    cdef void store(self, uint64_t key, float value, int num, const double* logits, double best):
+    cdef void store(self, uint64_t key, float value, float draw, int num, const double* logits, double best):
         cdef CacheEntry* entry
         cdef int i
         cdef double step
@@ -63,6 +63,7 @@ cdef class NNCache:
             self.used += 1
         entry.key = key
         entry.value = value
+        entry.draw = draw
         entry.num = <uint16_t> num
         for i in range(num):
             step = (best - logits[i]) * LOGIT_SCALE + 0.5

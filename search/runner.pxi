@@ -155,7 +155,7 @@ cdef class BatchRunner:
                 nd = &t.nodes[leaf]
                 # mated, else its own value: a terminal one (draw 0, tablebase result) or, on a revisit, its mean
                 value = -1.0 if nd.mate < 0 else (nd.wsum / nd.n if nd.n > 0 else 0.0)
-                t._backup(value, 1)
+                t._backup(value, nd.dsum / nd.n if nd.n > 0 else (1.0 if value == 0.0 else 0.0), 1)
                 self.terminal_hits += 1
                 self._count_playout(depth)
                 continue
@@ -182,7 +182,7 @@ cdef class BatchRunner:
                     self.tb_hits += 1
             if value <= 1.0:
                 t.nodes[leaf].state = TERMINAL
-                t._backup(value, 1)
+                t._backup(value, 1.0 if value == 0.0 else 0.0, 1)  # a drawn terminal is a certain draw
                 self.terminal_hits += 1
                 self._count_playout(depth)
                 continue
@@ -193,7 +193,7 @@ cdef class BatchRunner:
                     relative[i] = -entry.logit[i] / LOGIT_SCALE
                 _softmax(relative, n, inv_temp, priors)
                 t._expand(leaf, n, codes, priors)
-                t._backup(entry.value, 1)
+                t._backup(entry.value, entry.draw, 1)
                 self.cache_hits += 1
                 self._count_playout(depth)
                 continue
@@ -217,8 +217,9 @@ cdef class BatchRunner:
         return (count, np.array(batch.rows[:count], dtype=np.uint64),
                 np.array(batch.black[:count], dtype=bool))
 
-    def apply(self, Batch batch, float[:, ::1] logits, float[::1] values):
-        """Expand the batch's pending leaves with the network's logits and values; back them up.
+    def apply(self, Batch batch, float[:, ::1] logits, float[::1] values, float[::1] draws=None):
+        """Expand the batch's pending leaves with the network's logits and values (and, from a WDL network,
+        draw probabilities); back them up.
 
         A leaf's priors are the softmax over its legal moves of (logit - underpromotion penalty) /
         ``tree.policy_temperature``. The logits go to the cache, which keeps them apart from the
@@ -228,6 +229,7 @@ cdef class BatchRunner:
         cdef int slot, i, n
         cdef int32_t leaf
         cdef double mx, x
+        cdef float draw
         cdef double inv_temp = 1.0 / t.policy_temperature if t.policy_temperature > 0 else 1.0
         cdef double relative[MAX_MOVES]
         cdef double raw[MAX_MOVES]
@@ -249,9 +251,10 @@ cdef class BatchRunner:
             _softmax(relative, n, inv_temp, priors)
             if not t._expand(leaf, n, codes, priors):
                 t.nodes[leaf].state = UNEXPANDED
-            t._backup(values[slot], 1)
+            draw = draws[slot] if draws is not None else 0.0
+            t._backup(values[slot], draw, 1)
             self._count_playout(t.path_len)
-            self.cache.store(batch.key[slot], values[slot], n, raw, mx)
+            self.cache.store(batch.key[slot], values[slot], draw, n, raw, mx)
         batch.count = 0
 
     def cancel(self, Batch batch):

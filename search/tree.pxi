@@ -68,6 +68,10 @@ cdef class Tree:
     cdef bint nodes_full(self):
         return self.num_nodes >= self.node_max
 
+    def at_limit(self):
+        """Whether the budget holds no more nodes or edges: the tree stops growing and only refines."""
+        return self.full or self.nodes_full()
+
     cdef int32_t _new_node(self) except -1:
         cdef Node* nd
         cdef int32_t cap
@@ -82,6 +86,7 @@ cdef class Tree:
             self.node_cap = cap
         nd = &self.nodes[self.num_nodes]
         nd.wsum = 0.0
+        nd.dsum = 0.0
         nd.key = 0
         nd.first_edge = -1
         nd.n = 0
@@ -221,12 +226,14 @@ cdef class Tree:
         for i in range(1, self.path_len + 1):
             self.nodes[self.path_nodes[i]].vl -= 1
 
-    cdef void _backup(self, double value, int remove_vl):
-        """Back up ``value`` (side to move at the leaf) along the current path."""
+    cdef void _backup(self, double value, float draw, int remove_vl):
+        """Back up ``value`` (side to move at the leaf) and the draw probability ``draw`` (the same for both
+        sides) along the current path."""
         cdef int i
         cdef Node* nd = &self.nodes[self.path_nodes[self.path_len]]
         nd.n += 1
         nd.wsum += value
+        nd.dsum += draw
         for i in range(self.path_len - 1, -1, -1):
             value = -value
             if remove_vl:
@@ -234,6 +241,7 @@ cdef class Tree:
             nd = &self.nodes[self.path_nodes[i]]
             nd.n += 1
             nd.wsum += value
+            nd.dsum += draw
         self._propagate_mate()
 
     cdef void _propagate_mate(self):
@@ -321,9 +329,9 @@ cdef class Tree:
                 continue
             if e.child >= 0:
                 out.append(EdgeStats(e.move, self.nodes[e.child].n, -self.nodes[e.child].wsum, e.prior,
-                                     self.nodes[e.child].mate))
+                                     self.nodes[e.child].mate, self.nodes[e.child].dsum))
             else:
-                out.append(EdgeStats(e.move, 0, 0.0, e.prior, 0))
+                out.append(EdgeStats(e.move, 0, 0.0, e.prior, 0, 0.0))
         return out
 
     def child_of(self, int32_t node, int move_code):
@@ -338,7 +346,7 @@ cdef class Tree:
     def node_stats(self, int32_t node=0):
         """The :class:`NodeStats` of ``node``."""
         cdef Node* nd = &self.nodes[node]
-        return NodeStats(nd.n, nd.wsum, nd.mate, nd.state, nd.num_edges)
+        return NodeStats(nd.n, nd.wsum, nd.mate, nd.state, nd.num_edges, nd.dsum)
 
     def best_child_move(self, int32_t node):
         """The :class:`BestChild` (move code, child) of the most visited edge of ``node``, or (-1, -1)."""

@@ -202,3 +202,26 @@ def test_architecture_is_read_from_shapes() -> None:
     shape = architecture_of(net.state_dict())
     assert (shape.blocks, shape.filters, shape.se_channels) == (3, 24, 5)
     assert sum(p.numel() for p in net.policy.parameters()) == 24 * 24 * 9 + 2 * 24 + 24 * 72 + 72  # no Linear
+
+
+def test_search_reports_the_networks_own_wdl(se_model: Path) -> None:
+    """With a WDL network the ``wdl`` of an info line is the network's W/D/L backed up through the tree (not a
+    split of Q): after two playouts the best line's draw share is the network's draw probability of the
+    position after that move, and the three numbers sum to 1000."""
+    from search import Limits, Searcher, SearchParams, wdl_from_q
+
+    evaluator = engine.load_model(se_model, "fp32", threads=1)
+    board = chess.Board("r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R1BQ1RK1 w - - 0 9")
+    searcher = Searcher(evaluator, SearchParams(minibatch_size=1, nn_cache_size=0, smart_pruning_factor=0.0))
+    try:
+        result = searcher.search(board, Limits(nodes=2))
+    finally:
+        searcher.close()
+    line = result.info.lines[0]
+    after = board.copy()
+    after.push(line.pv[0])
+    _, wdl = evaluator.evaluate_wdl(encode_batch([after]))
+    assert sum(line.wdl) == 1000
+    assert abs(line.wdl[1] - 1000 * wdl[0, 1]) <= 1, (line.wdl, wdl)
+    assert abs(line.wdl[0] - 1000 * wdl[0, 2]) <= 1 and abs(line.wdl[2] - 1000 * wdl[0, 0]) <= 1  # our view
+    assert line.wdl != wdl_from_q(line.q)

@@ -67,8 +67,8 @@ def run(board: chess.Board | str, limits: Limits, evaluator=None, **params: obje
 
 def edge_stats(searcher: Searcher, node: int = 0) -> dict[chess.Move, tuple[int, float, int]]:
     """(visits, value sum, child node) of each edge of ``node``."""
-    return {_mcts.decode_move(code): (n, w, searcher.tree.child_of(node, code))
-            for code, n, w, _prior, _mate in searcher.tree.root_edges(node)}
+    return {_mcts.decode_move(e.move): (e.visits, e.value_sum, searcher.tree.child_of(node, e.move))
+            for e in searcher.tree.root_edges(node)}
 
 
 def check_tree(searcher: Searcher, board: chess.Board, node: int = 0, repetitions: list[str] | None = None) -> int:
@@ -76,7 +76,8 @@ def check_tree(searcher: Searcher, board: chess.Board, node: int = 0, repetition
     add up (node visits = own evaluation + edge visits; edge visits = child visits), terminal nodes are
     mates or draws and every visited repetition is a terminal draw (its FEN goes to ``repetitions``).
     Returns the number of nodes checked."""
-    visits, wsum, mate, state, num_edges = searcher.tree.node_stats(node)
+    stats = searcher.tree.node_stats(node)
+    visits, wsum, mate, state, num_edges = stats.visits, stats.value_sum, stats.mate, stats.state, stats.num_edges
     if node != 0 and visits > 0 and board.is_repetition(2):
         assert state == TERMINAL and wsum == 0.0, board.fen()
         if repetitions is not None:

@@ -143,7 +143,9 @@ OPTIONS: tuple[Option, ...] = (
                   "Stop early when no other move can catch the best one in the time left; higher stops sooner, "
                   "0 disables.", 0.0, 10.0),
     Option("VerboseMoveStats", "check", False, "Per-move statistics of the root as 'info string' lines."),
-    Option("UCI_ShowWDL", "check", False, "Add win/draw/loss per mille to 'info' lines (derived from Q)."),
+    Option("UCI_ShowWDL", "check", False,
+           "Add win/draw/loss per mille to 'info' lines: the network's own W/D/L backed up through the tree "
+           "for WDL networks (seresnet, lc0), else derived from Q."),
     Option("Ponder", "check", False, "Let the GUI use 'go ponder' (thinking on the opponent's time)."),
     Option("UCI_Chess960", "check", False,
            "Chess960 (Fischer random): 'position fen' takes X-FEN and Shredder-FEN, castling moves are "
