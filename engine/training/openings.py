@@ -15,7 +15,9 @@ from pathlib import Path
 
 import chess
 import chess.engine
-import chess.pgn
+
+from ..files import atomic_write
+from ..positions import iter_pgn_games
 
 ECO_PGN = Path("/usr/share/pgn-extract/eco.pgn")
 
@@ -31,11 +33,10 @@ def find_stockfish() -> str:
 def read_opening_lines(path: str | Path = ECO_PGN) -> list[list[chess.Move]]:
     """The main line of every game in a PGN file (eco.pgn holds 2,015 opening lines)."""
     lines = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        while (game := chess.pgn.read_game(handle)) is not None:
-            moves = list(game.mainline_moves())
-            if moves:
-                lines.append(moves)
+    for game in iter_pgn_games(path):
+        moves = list(game.mainline_moves())
+        if moves:
+            lines.append(moves)
     if not lines:
         raise ValueError(f"{path}: no games with moves")
     return lines
@@ -89,9 +90,7 @@ def main() -> None:
         fens: list[str] = []
         for game in continued_games(args.games, seed):
             fens += [b.fen() for b in rng.sample(game, min(args.per_game, len(game)))]
-        tmp = args.out_dir / (name + ".tmp")
-        tmp.write_text("\n".join(fens) + "\n")
-        tmp.replace(args.out_dir / name)
+        atomic_write(args.out_dir / name, "\n".join(fens) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ fen            bytes (N,)      the position's FEN, for tests and debugging
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..encoding import bitboards_to_planes
+from ..files import atomic_output
 
 KEYS = ("bitboards", "black", "value", "wdl", "result", "policy_index", "policy_cp", "game", "ply", "fen")
 #: Arrays the trainer needs (the FENs stay on disk unless asked for).
@@ -41,13 +41,8 @@ def list_shards(directory: str | Path) -> list[Path]:
 
 def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` atomically: a compressed ``.npz`` under a temporary name, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_output(path) as handle:
         np.savez_compressed(handle, **{key: arrays[key] for key in KEYS})
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def shard_length(path: str | Path) -> int:

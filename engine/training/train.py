@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ModelFileError
+from ..files import atomic_save, atomic_write
 from ..interface import DEFAULT_FAMILY, FAMILIES, WDL_FAMILIES
 from ..nets.alphazero import AlphaZeroNet
 from ..nets.files import read_weights
@@ -130,16 +130,9 @@ def initial_network(path: Path) -> AlphaZeroNet | SEResNet:
     return net
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path`` (the temporary file is removed if
-    the save is interrupted)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically (nothing is left behind if the save is interrupted)."""
+    atomic_save(path, lambda handle: torch.save(obj, handle))
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor | None, ...],
@@ -211,7 +204,7 @@ def train(args: TrainConfig) -> dict[str, Any]:
     value_key = "train_wdl_loss" if args.family in WDL_FAMILIES else "train_value_mse"
 
     def save_checkpoint(epoch: int, step: int) -> None:
-        atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "epoch": epoch, "step": step, "history": history, "args": run_args,
                      "shards": [str(p) for p in shards], "torch_rng": torch.get_rng_state()}, ckpt_path)
 
@@ -256,12 +249,10 @@ def train(args: TrainConfig) -> dict[str, Any]:
         last_save = time.monotonic()
 
     model.eval()
-    atomic_save(model.state_dict(), out / MODEL)
+    atomic_torch_save(model.state_dict(), out / MODEL)
     metrics = {"args": run_args, "shards": len(shards), "train_positions": len(train_set),
                "val_positions": len(val_set), "history": history, "final": history[-1] if history else {}}
-    tmp = out / (METRICS + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, out / METRICS)
+    atomic_write(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     log.info("wrote %s and %s", out / MODEL, out / METRICS)
     return metrics
 

@@ -233,11 +233,7 @@ def _config_dict(config: MatchConfig) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the command: 0 when the games were played, 2 on bad input, 1 when an engine failed mid-match."""
     logging.getLogger("chess.engine").setLevel(logging.ERROR)  # not every "info string" line is a warning
-    try:
-        configs = build_configs(args)
-    except MatchError as exc:
-        sys.stderr.write(f"azengine match: error: {exc}\n")
-        return 2
+    configs = build_configs(args)  # MatchError: one line on stderr, exit 2 (uci.cli)
     studies: list[dict[str, Any]] = []
     code = 0
     try:

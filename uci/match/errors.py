@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.errors import CommandError
 
-class MatchError(Exception):
+
+class MatchError(CommandError):
     """Bad input or an engine that cannot start: one line on stderr, exit code 2."""
