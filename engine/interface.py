@@ -80,6 +80,30 @@ def wdl_per_mille(wdl: np.ndarray) -> tuple[int, int, int]:
     return int(floors[0]), int(floors[1]), int(floors[2])
 
 
+class NetworkEvaluator:
+    """What the backends share: ``_run`` gives a network's two outputs, (logits, value) or (logits, W/D/L
+    probabilities) by family (``has_wdl``); :meth:`evaluate` and :meth:`evaluate_wdl` build on it."""
+
+    info: ModelInfo
+    has_wdl: bool
+
+    def _run(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
+        ``(B, 16, 8, 8)``."""
+        logits, second = self._run(planes)
+        return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
+
+    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Policy logits ``(B, 4608)`` and win/draw/loss probabilities ``(B, 3)``; ``TypeError`` for a network
+        without a WDL head (``has_wdl`` False)."""
+        if not self.has_wdl:
+            raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
+        return self._run(planes)
+
+
 class UniformEvaluator:
     """Equal logits and a zero value for every position: no network work (tests, tree-speed benchmark)."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from ..interface import DEFAULT_FAMILY, ModelInfo, values_of_wdl
+from ..interface import DEFAULT_FAMILY, ModelInfo, NetworkEvaluator
 
 ONNX_KINDS = ("onnx-fp32", "onnx-int8")
 INPUT_NAME = "planes"
@@ -118,7 +118,7 @@ def make_session(data: bytes, threads: int | None, spinning: bool = False) -> An
     return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxEvaluator:
+class OnnxEvaluator(NetworkEvaluator):
     """Runs an ONNX model through ONNX Runtime (which releases the GIL while it computes)."""
 
     def __init__(self, data: bytes, kind: str, info: ModelInfo, threads: int | None = None,
@@ -141,17 +141,4 @@ class OnnxEvaluator:
         if threads != self.threads:
             self.session = make_session(self._data, threads, self._spinning)
             self.threads = threads
-
-    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
-        ``(B, 16, 8, 8)``."""
-        logits, second = self._run(planes)
-        return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
-
-    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and win/draw/loss probabilities ``(B, 3)``; ``TypeError`` for a network
-        without a WDL head (``has_wdl`` False)."""
-        if not self.has_wdl:
-            raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
-        return self._run(planes)
 

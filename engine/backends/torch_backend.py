@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..interface import ModelInfo, values_of_wdl
+from ..interface import ModelInfo, NetworkEvaluator
 
 #: Name of the JSON metadata file inside azengine's TorchScript archives.
 METADATA_FILE = "azengine.json"
@@ -48,7 +48,7 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-class TorchEvaluator:
+class TorchEvaluator(NetworkEvaluator):
     """Runs a torch module (eager, quantized or TorchScript) that maps planes to (logits, values), or for a
     WDL network (``info.has_wdl``) to (logits, win/draw/loss probabilities)."""
 
@@ -70,16 +70,3 @@ class TorchEvaluator:
         with torch.inference_mode():
             logits, second = self.module(x)
         return logits.float().numpy(), second.float().numpy()
-
-    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
-        ``(B, 16, 8, 8)``."""
-        logits, second = self._run(planes)
-        return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
-
-    def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Policy logits ``(B, 4608)`` and win/draw/loss probabilities ``(B, 3)``; ``TypeError`` for a network
-        without a WDL head (``has_wdl`` False)."""
-        if not self.has_wdl:
-            raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
-        return self._run(planes)
