@@ -20,13 +20,14 @@ import chess
 import numpy as np
 
 from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
-from engine.interface import Evaluator, wdl_per_mille
+from engine.interface import Evaluator
 from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
 
 from . import _mcts
+from .report import choose_move, pv_line, ranked_root
 from .tablebase import Tablebases
 from .timeman import time_budget_ms
-from .types import Limits, MoveStats, PvLine, Score, SearchInfo, SearchParams, SearchResult, wdl_from_q
+from .types import Limits, MoveStats, SearchInfo, SearchParams, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ class Searcher:
                 self.runner.cancel(batch)
                 self._in_flight.append(future)
         info = self._info(start, searched(), depth_before)
-        best, ponder = self._choose_move(board, info)
+        best, ponder = choose_move(self.tree, board, info, self.params, self._rng)
         return SearchResult(best, ponder, info, tree_full=self.tree.at_limit(), stopped_by=stopped_by)
 
     def _should_stop(self, limits: Limits, now: float, timer_start: float, budget_ms: float | None,
@@ -400,52 +401,11 @@ class Searcher:
 
     # ----- results ---------------------------------------------------------------------------
 
-    def _ranked_root(self) -> list[_mcts.EdgeStats]:
-        """Root edges best first: proven wins (shortest), then visits, then Q; proven losses last."""
-
-        def rank(edge: _mcts.EdgeStats) -> tuple:
-            n, mate = edge.visits, edge.child_mate
-            if mate < 0:  # the child is mated: we win in -mate plies
-                return (2, mate, 0, 0.0)
-            if mate > 0:  # the child mates: we lose; prefer the longest loss
-                return (0, mate, n, 0.0)
-            return (1, n, edge.value_sum / n if n else -2.0, edge.prior)
-
-        return sorted(self.tree.root_edges(), key=rank, reverse=True)
-
-    def _pv(self, first_code: int) -> list[chess.Move]:
-        moves = [_mcts.decode_move(first_code)]
-        node = self.tree.child_of(0, first_code)
-        while node >= 0 and len(moves) < 64:
-            best = self.tree.best_child_move(node)
-            if best.move < 0:
-                break
-            node = best.child
-            moves.append(_mcts.decode_move(best.move))
-        return moves
-
-    def _line(self, rank: int, edge: _mcts.EdgeStats) -> PvLine:
-        n, mate = edge.visits, edge.child_mate
-        q = edge.value_sum / n if n else 0.0
-        if mate < 0:
-            score = Score.from_mate_plies(-mate)
-            q = 1.0
-        elif mate > 0:
-            score = Score.from_mate_plies(-mate)
-            q = -1.0
-        else:
-            score = Score.from_q(q)
-        if getattr(self.evaluator, "has_wdl", False) and n and not mate:  # the network's own draw share
-            draw = edge.draw_sum / n
-            wdl = wdl_per_mille(np.array([(1.0 + q - draw) / 2.0, draw, (1.0 - q - draw) / 2.0]).clip(0.0, 1.0))
-        else:
-            wdl = wdl_from_q(q)
-        return PvLine(rank, score, q, wdl, self._pv(edge.move), n)
-
     def _info(self, start: float, searched: int, depth_before: int) -> SearchInfo:
         elapsed = max(1e-6, time.monotonic() - start)
-        ranked = self._ranked_root()
-        lines = [self._line(i + 1, e) for i, e in enumerate(ranked[: max(1, self.params.multipv)])]
+        ranked = ranked_root(self.tree)
+        wdl_net = getattr(self.evaluator, "has_wdl", False)
+        lines = [pv_line(self.tree, i + 1, e, wdl_net) for i, e in enumerate(ranked[:max(1, self.params.multipv)])]
         stats = [MoveStats(_mcts.decode_move(e.move), e.visits, e.prior,
                            e.value_sum / e.visits if e.visits else None, -e.child_mate) for e in ranked]
         avg_depth = (self.runner.sum_depth - depth_before) / searched if searched else 0
@@ -455,24 +415,3 @@ class Searcher:
             hashfull=self.hashfull(), lines=lines, stats=stats,
             tbhits=self.runner.tb_hits if self.tablebases is not None else None,
         )
-
-    def _choose_move(self, board: chess.Board, info: SearchInfo) -> tuple[chess.Move | None, chess.Move | None]:
-        if not info.lines:
-            return None, None
-        best_line = info.lines[0]
-        best = best_line.pv[0]
-        p = self.params
-        if p.temperature > 0 and board.fullmove_number <= p.temp_cutoff_move and best_line.score.mate is None:
-            candidates = [s for s in info.stats if s.visits > 0 and s.mate_plies >= 0]
-            if candidates:
-                weights = [s.visits ** (1.0 / p.temperature) for s in candidates]
-                best = self._rng.choices([s.move for s in candidates], weights)[0]
-        ponder = None
-        if best == best_line.pv[0] and len(best_line.pv) > 1:
-            ponder = best_line.pv[1]
-        else:
-            child = self.tree.child_of(0, _mcts.encode_move(best))
-            if child >= 0:
-                reply = self.tree.best_child_move(child).move
-                ponder = _mcts.decode_move(reply) if reply >= 0 else None
-        return best, ponder
