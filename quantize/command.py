@@ -36,6 +36,7 @@ from engine.quant import (
     QENGINES,
     Progress,
     Recipe,
+    RecipeError,
     calibration_positions,
     compare,
     heldout_positions,
@@ -189,7 +190,7 @@ def quantize_file(request: QuantizeRequest, progress: Progress | None = None) ->
         source["calibration_source"] = str(request.calibration_data or "built-in (engine/data/calibration.fen)")
     try:
         result = quantize(net, recipe, boards, source, progress)
-    except BackendUnavailableError as exc:
+    except (BackendUnavailableError, RecipeError) as exc:
         raise QuantizeError(str(exc)) from None
     try:
         atomic_write(output, result.data)
