@@ -135,6 +135,9 @@ def read_torch_weights(path: Path) -> WeightsFile:
 
 def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet:
     """The fp32 network of an fp32 state_dict file, of the file's family (strict key and shape check)."""
+    if weights.family == "lc0":
+        raise ModelFileError(weights.path, "is an lc0 network: it plays as fp32 or onnx-fp32, and is not yet "
+                                           "converted to int8 or trained here")
     if weights.state_dict is None or weights.kind != "fp32":
         raise ModelFileError(weights.path, f"is a {weights.kind} file; an fp32 state_dict was expected")
     net: AlphaZeroNet | SEResNet
