@@ -69,7 +69,7 @@ def play_and_report(tmp_path: Path, options: dict[str, str],
 def test_onnx_network_plays_without_torch(tmp_path: Path, options: dict[str, str],
                                          caplog: pytest.LogCaptureFixture) -> None:
     log, torch_modules, best = play_and_report(tmp_path, options, caplog)
-    assert re.search(rf"info string loaded \S+\.onnx: 6x64 {options['Backend']}\b", log), log
+    assert re.search(rf"info string loaded \S+\.onnx: alphazero 6x64 {options['Backend']}\b", log), log
     assert "error" not in log
     assert torch_modules == []
     assert best is not None
@@ -79,7 +79,7 @@ def test_default_imports_torch_only_for_a_torch_form(tmp_path: Path, caplog: pyt
     """No options: the bundled network in this CPU's form; torch is imported exactly when that form needs it."""
     log, torch_modules, best = play_and_report(tmp_path, {}, caplog)
     backend = bundled_backend()
-    assert re.search(rf"info string loaded \S+: 6x64 {backend}\b", log), log
+    assert re.search(rf"info string loaded \S+: alphazero 6x64 {backend}\b", log), log
     assert (torch_modules == []) == (backend in ONNX_KINDS)
     assert best is not None
 
@@ -87,7 +87,7 @@ def test_default_imports_torch_only_for_a_torch_form(tmp_path: Path, caplog: pyt
 def test_torchscript_network_imports_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The check can fail: a TorchScript backend on the same path does import torch."""
     log, torch_modules, _ = play_and_report(tmp_path, {"Backend": "static-int8"}, caplog)
-    assert re.search(r"info string loaded \S+\.pt: 6x64 static-int8\b", log), log
+    assert re.search(r"info string loaded \S+\.pt: alphazero 6x64 static-int8\b", log), log
     assert "torch" in torch_modules
 
 
