@@ -30,7 +30,7 @@ from engine.nets.seresnet import SEResNet
 from engine.quant import Recipe, calibration_positions, quantize
 from engine.quant.torch_int8 import DEFAULT_QENGINE, fold_batchnorm
 
-from .common import header, median_rate, parse_net, random_net, real_boards
+from .common import header, median_rate, parse_net, random_net, randomize_batchnorm, real_boards
 
 #: Rows of the table: (label, family, squeeze-excitation).
 VARIANTS = (("alphazero", "alphazero", False), ("seresnet", "seresnet", False), ("seresnet+SE", "seresnet", True))
@@ -39,15 +39,7 @@ VARIANTS = (("alphazero", "alphazero", False), ("seresnet", "seresnet", False), 
 def random_seresnet(blocks: int, filters: int, se: bool, seed: int = 0) -> SEResNet:
     """An eval-mode random ``seresnet`` with non-trivial batch-norm statistics (as :func:`random_net`)."""
     torch.manual_seed(seed)
-    net = SEResNet(blocks, filters, None if se else 0).eval()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.8, 1.2)
-                module.bias.uniform_(-0.1, 0.1)
-    return net
+    return randomize_batchnorm(SEResNet(blocks, filters, None if se else 0).eval())
 
 
 def evaluators(net: nn.Module, kinds: list[str], workdir: Path, threads: int) -> dict[str, Any]:

@@ -26,7 +26,11 @@ def parse_net(spec: str) -> tuple[int, int]:
 def random_net(blocks: int, filters: int, seed: int = 0) -> AlphaZeroNet:
     """An eval-mode random network with non-trivial batch-norm statistics (so folding does real work)."""
     torch.manual_seed(seed)
-    net = AlphaZeroNet(blocks, filters).eval()
+    return randomize_batchnorm(AlphaZeroNet(blocks, filters).eval())
+
+
+def randomize_batchnorm(net: nn.Module) -> nn.Module:
+    """``net`` with its batch-norm statistics and affine parameters moved away from the identity."""
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.BatchNorm2d):

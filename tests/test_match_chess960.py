@@ -6,13 +6,11 @@ azengine itself does not play Chess960 here; the point is the runner: start posi
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
 import sys
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import chess
@@ -20,8 +18,9 @@ import chess.pgn
 import pytest
 
 from engine.training.openings import find_stockfish
-from uci.cli import main
 from uci.match import chess960_openings, load_openings, opening_schedule
+
+from test_match import read_pgn, run_cli  # isort: skip
 
 try:
     STOCKFISH: str | None = find_stockfish()
@@ -70,20 +69,6 @@ SCRIPTED_ENGINE = textwrap.dedent('''\
 ''')
 
 
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    """``azengine match ARGV`` in this process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["match", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def read_pgn(path: Path) -> list[chess.pgn.Game]:
-    games = []
-    with open(path, encoding="utf-8") as handle:
-        while (game := chess.pgn.read_game(handle)) is not None:
-            games.append(game)
-    return games
 
 
 def replay_chess960(game: chess.pgn.Game) -> tuple[chess.Board, int]:
