@@ -14,20 +14,18 @@ def save_random_network(path: Path, blocks: int, filters: int, seed: int) -> Pat
     """Save a seeded random ``blocks`` x ``filters`` network whose BatchNorm statistics are moved away
     from the identity, as in a trained net (so that folding and quantizing them is exercised)."""
     torch.manual_seed(seed)
-    net = AlphaZeroNet(blocks, filters)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-    torch.save(net.state_dict(), path)
-    return path
+    return _save_with_moved_batchnorm(AlphaZeroNet(blocks, filters), path)
 
 
 def save_random_seresnet(path: Path, blocks: int, filters: int, seed: int, se: bool = True) -> Path:
     """Save a seeded random network of the ``seresnet`` family (squeeze-excitation unless ``se`` is False),
     BatchNorm statistics moved away from the identity as in :func:`save_random_network`."""
     torch.manual_seed(seed)
-    net = SEResNet(blocks, filters, None if se else 0)
+    return _save_with_moved_batchnorm(SEResNet(blocks, filters, None if se else 0), path)
+
+
+def _save_with_moved_batchnorm(net: torch.nn.Module, path: Path) -> Path:
+    """Move ``net``'s BatchNorm statistics away from the identity, then save its state_dict to ``path``."""
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.2, 0.2)
