@@ -43,6 +43,7 @@ from .dataset import Dataset, MissingWdlError, legal_table, load_dataset
 from .evaluation import evaluate, network_outputs, policy_loss, value_loss
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm
+from .warmstart import seresnet_from_alphazero
 
 __all__ = ["Dataset", "TrainConfig", "benchmark", "evaluate", "legal_table", "load_dataset", "policy_loss",
            "train", "train_step"]
@@ -56,7 +57,8 @@ METRICS = "metrics.json"
 VALIDATION_FRACTION = 0.02
 #: Arguments that define a run; on resume the checkpoint's values win over the command line's.
 RUN_KEYS = ("family", "se", "blocks", "filters", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup",
-            "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init")
+            "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init",
+            "tower_from")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class TrainConfig:
     blocks: int = 6
     filters: int = 64
     init: str | None = None
+    tower_from: str | None = None
     epochs: int = 10
     batch_size: int = 512
     optimizer: str = "adamw"
@@ -93,6 +96,8 @@ class TrainConfig:
             raise ValueError(f"unknown network family {self.family!r}; expected one of {', '.join(FAMILIES)}")
         if self.se and self.family != "seresnet":
             raise ValueError("squeeze-excitation (se) is a seresnet option; the alphazero family has none")
+        if self.tower_from is not None and (self.family != "seresnet" or self.init is not None):
+            raise ValueError("--tower-from starts a seresnet network (--family seresnet) and excludes --init")
 
 
 #: Default values of the run keys, for checkpoints written before a key existed.
@@ -119,15 +124,30 @@ def make_optimizer(model: nn.Module, args: TrainConfig, total_steps: int) -> tup
     return opt, sched
 
 
+def _read_network(path: Path, flag: str) -> AlphaZeroNet | SEResNet:
+    try:
+        return build_network(read_weights(path))
+    except ModelFileError as exc:
+        raise SystemExit(f"{flag}: {exc}") from None
+
+
 def initial_network(path: Path) -> AlphaZeroNet | SEResNet:
     """The fp32 network of a model file to start training from (``--init``); its family and size win over
     --family/--blocks/--filters/--se."""
-    try:
-        net = build_network(read_weights(path))
-    except ModelFileError as exc:
-        raise SystemExit(f"--init: {exc}") from None
+    net = _read_network(path, "--init")
     log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
     return net
+
+
+def network_with_tower_of(path: Path, se: bool) -> SEResNet:
+    """A seresnet network whose residual tower starts as the alphazero model file's (``--tower-from``);
+    its size is the file's."""
+    source = _read_network(path, "--tower-from")
+    if not isinstance(source, AlphaZeroNet):
+        raise SystemExit(f"--tower-from: {path} is a {source.family} network; expected alphazero")
+    log.info("starting the tower from %s (alphazero %dx%d), fresh policy and WDL heads", path, source.num_blocks,
+             source.num_filters)
+    return seresnet_from_alphazero(source, None if se else 0)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -177,6 +197,9 @@ def train(args: TrainConfig) -> dict[str, Any]:
         model = initial_network(Path(args.init))
         args = dataclasses.replace(args, family=model.family, blocks=model.num_blocks, filters=model.num_filters,
                                    se=bool(getattr(model, "se_channels", 0)))
+    elif args.tower_from is not None and ckpt is None:
+        model = network_with_tower_of(Path(args.tower_from), args.se)
+        args = dataclasses.replace(args, blocks=model.num_blocks, filters=model.num_filters)
     else:
         model = new_network(args)
     t0 = time.perf_counter()
@@ -296,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--init", default=None,
                         help="start from the weights of this fp32 model file (fine-tuning; a fresh optimizer "
                              "and schedule); its family and size override --family/--blocks/--filters/--se")
+    parser.add_argument("--tower-from", default=None,
+                        help="seresnet: start the residual tower from this alphazero model file's (its size "
+                             "wins over --blocks/--filters); the heads start fresh")
     parser.add_argument("--epochs", type=int, default=d["epochs"])
     parser.add_argument("--batch-size", type=int, default=d["batch_size"])
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), default=d["optimizer"])

@@ -1,0 +1,61 @@
+"""Start a ``seresnet`` network from the residual tower of a trained ``alphazero`` network.
+
+Both families share the tower: an input 3x3 convolution from the 16 planes and residual blocks of two 3x3
+convolutions with batch norm. The alphazero convolutions carry a bias that the seresnet ones do not;
+since each is followed by a batch norm, the bias folds exactly into the norm's running mean. With
+squeeze-excitation, the SE's second layer starts at zero (it learns from the first step, and the first
+layer after it), so its gate is ``sigmoid(0) = 1/2`` and its bias 0; the block's second batch norm is doubled to make up for the gate, and the new tower computes
+what the old one did. The policy and WDL heads have no counterpart and start fresh.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nets.alphazero import AlphaZeroNet
+from ..nets.seresnet import SEResNet
+
+@torch.no_grad()
+def _copy_conv_bn(conv_from: nn.Conv2d, bn_from: nn.BatchNorm2d, conv_to: nn.Conv2d, bn_to: nn.BatchNorm2d,
+                  scale: float = 1.0) -> None:
+    """Copy a biased conv + BN into a bias-free conv + BN computing ``scale`` times the same output."""
+    conv_to.weight.copy_(conv_from.weight)
+    bias = conv_from.bias if conv_from.bias is not None else torch.zeros_like(bn_from.running_mean)
+    bn_to.running_mean.copy_(bn_from.running_mean - bias)
+    bn_to.running_var.copy_(bn_from.running_var)
+    bn_to.weight.copy_(bn_from.weight * scale)
+    bn_to.bias.copy_(bn_from.bias * scale)
+    bn_to.eps = bn_from.eps
+
+
+@torch.no_grad()
+def seresnet_from_alphazero(source: AlphaZeroNet, se_channels: int | None) -> SEResNet:
+    """A :class:`SEResNet` of ``source``'s size whose tower computes ``source``'s tower (heads fresh).
+
+    ``se_channels``: 0 for no squeeze-excitation, ``None`` for the family's default width.
+    """
+    net = SEResNet(source.num_blocks, source.num_filters, se_channels)
+    _copy_conv_bn(source.convBlock1.conv1, source.convBlock1.bn1, net.input.conv1, net.input.bn1)
+    for old, new in zip(source.residualBlocks, net.blocks, strict=True):
+        _copy_conv_bn(old.conv1, old.bn1, new.conv1, new.bn1)
+        gate_compensation = 2.0 if new.se is not None else 1.0
+        _copy_conv_bn(old.conv2, old.bn2, new.conv2, new.bn2, scale=gate_compensation)
+        if new.se is not None:
+            nn.init.zeros_(new.se.fc2.weight)
+            nn.init.zeros_(new.se.fc2.bias)
+    return net
+
+
+def tower_output(net: AlphaZeroNet | SEResNet, planes: torch.Tensor) -> torch.Tensor:
+    """The residual tower's output (before the heads) for ``planes``: what :func:`seresnet_from_alphazero`
+    keeps."""
+    if isinstance(net, AlphaZeroNet):
+        x = net.convBlock1(planes)
+        blocks = net.residualBlocks
+    else:
+        x = net.input(planes)
+        blocks = net.blocks
+    for block in blocks:
+        x = block(x)
+    return x
