@@ -321,3 +321,33 @@ def test_seresnet_refuses_shards_without_wdl(shard_dir: Path, tmp_path: Path) ->
     assert metrics["history"][0]["train_value_mse"] > 0
     with pytest.raises(SystemExit):  # --se belongs to the seresnet family
         train.parse_args(train_args(old, tmp_path / "x", "--se"))
+
+
+@pytest.mark.parametrize("se", [False, True])
+def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_path: Path) -> None:
+    from engine.training.warmstart import tower_output
+
+    start = tmp_path / "az.pt"
+    source = engine.AlphaZeroNet(2, 8)
+    torch.manual_seed(7)
+    for tensor in source.state_dict().values():
+        if tensor.is_floating_point():
+            tensor.normal_(0.0, 0.3).abs_()  # non-default weights, biases and positive BatchNorm variances
+    torch.save(source.state_dict(), start)
+    planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
+    started = train.network_with_tower_of(start, se).eval()
+    before, after = tower_output(source.eval(), planes), tower_output(started, planes)
+    assert before.abs().max() > 1.0
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert (started.num_blocks, started.num_filters, bool(started.se_channels)) == (2, 8, se)
+
+    flags = ["--family", "seresnet", "--tower-from", str(start), "--epochs", "1", "--batch-size", "10",
+             "--val-fraction", "0"] + (["--se"] if se else [])
+    train.train(train.parse_args(train_args(shard_dir, tmp_path / "run", *flags)))
+    trained = engine.load_model(tmp_path / "run" / "model.pt")
+    assert (trained.info.family, trained.info.blocks, trained.info.filters) == ("seresnet", 2, 8)
+    with pytest.raises(SystemExit, match="expected alphazero"):
+        train.train(train.parse_args(train_args(shard_dir, tmp_path / "bad", "--family", "seresnet",
+                                                "--tower-from", str(tmp_path / "run" / "model.pt"))))
+    with pytest.raises(SystemExit):  # the tower goes into a seresnet, never an alphazero network
+        train.parse_args(train_args(shard_dir, tmp_path / "x", "--tower-from", str(start)))

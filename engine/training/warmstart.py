@@ -4,8 +4,9 @@ Both families share the tower: an input 3x3 convolution from the 16 planes and r
 convolutions with batch norm. The alphazero convolutions carry a bias that the seresnet ones do not;
 since each is followed by a batch norm, the bias folds exactly into the norm's running mean. With
 squeeze-excitation, the SE's second layer starts at zero (it learns from the first step, and the first
-layer after it), so its gate is ``sigmoid(0) = 1/2`` and its bias 0; the block's second batch norm is doubled to make up for the gate, and the new tower computes
-what the old one did. The policy and WDL heads have no counterpart and start fresh.
+layer after it), so its gate is ``sigmoid(0) = 1/2`` and its bias 0; the block's second batch norm is
+doubled to make up for the gate, and the new tower computes what the old one did. The policy and WDL
+heads have no counterpart and start fresh.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..nets.alphazero import AlphaZeroNet
 from ..nets.seresnet import SEResNet
+
 
 @torch.no_grad()
 def _copy_conv_bn(conv_from: nn.Conv2d, bn_from: nn.BatchNorm2d, conv_to: nn.Conv2d, bn_to: nn.BatchNorm2d,
