@@ -75,6 +75,8 @@ class UciEngine:
         self._jobs: deque[SearchJob] = deque()
         self._current: SearchJob | None = None
         self._lock = threading.Lock()  # guards _jobs, _current and _serving
+        self._idle = threading.Event()  # set while no job runs or waits (a background load's heavy step waits)
+        self._idle.set()
         self.debug = False
 
     # ----- helpers ---------------------------------------------------------------------------
@@ -91,7 +93,7 @@ class UciEngine:
     def _load(self, path: str, backend: str) -> Evaluator:
         running, self._upgrade = self._upgrade, None
         evaluator, self._upgrade = load_playing(path, backend, self.options["Threads"], self.params.minibatch_size,
-                                                running)
+                                                running, self._idle)
         return evaluator
 
     def _start_upgrade(self) -> None:
@@ -278,6 +280,7 @@ class UciEngine:
             if waiting_for is not None and waiting_for.holds_bestmove():
                 self.info_string("go during an infinite or ponder search: it starts after stop")
             self._jobs.append(job)
+            self._idle.clear()
             if not self._serving:
                 self._serving = True
                 self._search_thread = threading.Thread(target=self._serve_jobs, name="search", daemon=True)
@@ -339,6 +342,7 @@ class UciEngine:
                 if not self._jobs:
                     self._current = None
                     self._serving = False
+                    self._idle.set()
                     return
                 job = self._current = self._jobs.popleft()
             self._run_job(job)

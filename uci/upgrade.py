@@ -3,10 +3,14 @@
 With ``Backend=auto`` on a CPU where the bundled network runs fastest as a torch form (static-int8 with
 AMX), the engine answers ``readyok`` as soon as the torch-free ONNX form is loaded and starts a
 :class:`NetworkUpgrade` for the torch form (:func:`engine.loader.fast_start_backends`). The UCI loop takes
-its result between two searches (:meth:`NetworkUpgrade.result` once :meth:`NetworkUpgrade.done`, or waiting for it with
-:meth:`NetworkUpgrade.wait` where the same form is asked for explicitly); the
-thread itself never touches the searcher. torch is imported with its C++ library loaded outside the GIL
-(:func:`engine.torch_import.import_torch`), so that the UCI loop keeps answering meanwhile.
+its result between two searches (:meth:`NetworkUpgrade.result` once :meth:`NetworkUpgrade.done`, or
+after :meth:`NetworkUpgrade.wait` where the same form is asked for explicitly); the thread itself never
+touches the searcher. torch is imported with its C++ library loaded outside the GIL
+(:func:`engine.torch_import.import_torch`), so that the UCI loop keeps answering meanwhile. Reading the
+TorchScript archive (``torch.jit.load``) is one C++ call that holds the GIL throughout, the longer the more
+threads torch has on a busy machine (it prepacks the weights): torch's thread count is set first, and it
+waits until no search runs (``idle``), so that no search and its clock stand still; a command that comes
+meanwhile is answered after it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from engine.interface import Evaluator
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two looks at ``cancelled`` while the load waits for no search to run.
+IDLE_POLL_S = 0.05
 #: Network calls made on the new evaluator before it plays: TorchScript optimizes its graph on the first calls.
 WARM_UP_CALLS = 2
 
@@ -29,15 +35,18 @@ WARM_UP_CALLS = 2
 class NetworkUpgrade:
     """Loads ``path`` as ``backend`` with ``threads`` network threads on a daemon thread, once."""
 
-    def __init__(self, path: str, backend: str, threads: int, batch_size: int) -> None:
+    def __init__(self, path: str, backend: str, threads: int, batch_size: int,
+                 idle: threading.Event | None = None) -> None:
         self.path = path
         self.backend = backend
         self.threads = threads
         self._batch_size = max(1, batch_size)
+        self._idle = idle  # set while no search runs or waits
         self._evaluator: Evaluator | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
         self.cancelled = False  # set by the UCI loop when the options ask for another network
+        self._waited_for = False  # someone waits for the result: do not wait for idle any more
         self._thread = threading.Thread(target=self._load, name="network-upgrade", daemon=True)
         self._start_lock = threading.Lock()
         self._started = False
@@ -55,6 +64,13 @@ class NetworkUpgrade:
             from engine.torch_import import import_torch
 
             import_torch()
+            from engine.backends.torch_backend import set_torch_threads
+
+            # before the archive is read: it prepacks the int8 weights on torch's threads, holding the GIL
+            set_torch_threads(self.threads)
+            while self._idle is not None and not self._idle.wait(IDLE_POLL_S) and not self._waited_for:
+                if self.cancelled:
+                    return
             if self.cancelled:
                 return
             evaluator = load_model(self.path, self.backend, self.threads)
@@ -77,7 +93,11 @@ class NetworkUpgrade:
         return self._done.is_set()
 
     def wait(self) -> None:
-        """Block until the load has ended."""
+        """Block until the load has ended (it then goes ahead also while a search runs); at once if never started."""
+        self._waited_for = True
+        with self._start_lock:
+            if not self._started:
+                return
         self._done.wait()
 
     def result(self) -> Evaluator | None:
@@ -94,15 +114,16 @@ class NetworkUpgrade:
         return f"{exc}"
 
 
-def load_playing(path: str, backend: str, threads: int, batch_size: int,
-                 running: NetworkUpgrade | None) -> tuple[Evaluator, NetworkUpgrade | None]:
+def load_playing(path: str, backend: str, threads: int, batch_size: int, running: NetworkUpgrade | None,
+                 idle: threading.Event | None = None) -> tuple[Evaluator, NetworkUpgrade | None]:
     """The network to play ``path`` as ``backend`` with now, and the background load to start after (None: none).
 
     An explicit choice ends the ``running`` background load: when it asks for the very form that load
     brings, the load is waited for and used (no second load); otherwise its result is dropped, after it
     ended where the new network needs torch too (torch's settings are process-wide). ``Backend=auto`` on
     the bundled network, where its form on this CPU needs torch, plays the torch-free form first
-    (:func:`engine.loader.fast_start_backends`). Raises what :func:`engine.loader.load_for_play` raises.
+    (:func:`engine.loader.fast_start_backends`); ``idle`` is set while no search runs. Raises what
+    :func:`engine.loader.load_for_play` raises.
     """
     from engine.backends.onnx_backend import ONNX_KINDS
     from engine.loader import fast_start_backends, load_for_play, load_model
@@ -125,4 +146,4 @@ def load_playing(path: str, backend: str, threads: int, batch_size: int,
     evaluator = load_model(path, now, threads)
     evaluator.info.notes.append(f"{later}, this CPU's faster form, is loading in the background; "
                                 f"the engine switches to it between two searches")
-    return evaluator, NetworkUpgrade(path, later, threads, batch_size)
+    return evaluator, NetworkUpgrade(path, later, threads, batch_size, idle)
