@@ -2,7 +2,8 @@
 
 Input is read on the calling thread, searches run on a thread of their own and every line goes out
 through one :class:`~uci.writer.UciWriter`. The network is loaded lazily (on ``isready`` or the first
-``go``), after the GUI has set its options. Bad input never ends the loop: it is answered with an
+``go``), after the GUI has set its options; a faster form may follow from a background load
+(:mod:`uci.upgrade`), taken between two searches. Bad input never ends the loop: it is answered with an
 ``info string`` line.
 
 Command order: each ``go`` becomes a search job with its own copy of the position, run one after the
