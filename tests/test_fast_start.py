@@ -193,3 +193,33 @@ def test_explicit_same_form_during_the_load_is_not_loaded_twice() -> None:
     finally:
         if uci.searcher is not None:
             uci.searcher.close()
+
+
+def test_threads_set_during_the_load_reach_the_network_it_brings() -> None:
+    """``setoption Threads`` while the torch form loads: the ONNX session gets it now, the torch form at the switch."""
+    from uci.loop import UciEngine
+    from uci.writer import UciWriter
+
+    out = io.StringIO()
+    uci = UciEngine(UciWriter(out))
+    try:
+        uci.handle("setoption name Threads value 1")
+        uci.handle("isready")
+        upgrade = uci._upgrade
+        assert upgrade is not None and upgrade.threads == 1
+        uci.handle("setoption name Threads value 2")
+        assert uci.evaluator is not None and uci.evaluator.kind == START
+        assert uci.evaluator.session.get_session_options().intra_op_num_threads == 2
+        upgrade.wait()
+        uci.handle("isready")  # between searches: the switch
+        assert uci.evaluator is upgrade.result() and uci.evaluator.kind == FINAL, out.getvalue()
+        assert uci.evaluator.threads == 2
+        import torch
+
+        assert torch.get_num_threads() == 2
+        lines = out.getvalue().splitlines()
+        assert sum(line.startswith("info string switched to ") for line in lines) == 1, lines
+        assert lines[-1] == "readyok"
+    finally:
+        if uci.searcher is not None:
+            uci.searcher.close()
