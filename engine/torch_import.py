@@ -38,8 +38,8 @@ def preload_torch_libraries() -> bool:
     if "torch" in sys.modules:
         return True
     folder = torch_library_dir()
-    if not sys.platform.startswith("linux") or folder is None:
-        return False
+    if not sys.platform.startswith("linux") or getattr(sys, "frozen", False) or folder is None:
+        return False  # a PyInstaller build lays libraries out its own way: a plain import there
     libc = ctypes.CDLL(None)  # a CDLL function call releases the GIL for its duration
     dlopen = libc.dlopen
     dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]

@@ -9,6 +9,7 @@ to load in the background and these tests are skipped.
 
 from __future__ import annotations
 
+import ast
 import io
 import logging
 import os
@@ -223,3 +224,32 @@ def test_threads_set_during_the_load_reach_the_network_it_brings() -> None:
     finally:
         if uci.searcher is not None:
             uci.searcher.close()
+
+
+PRELOAD_CHILD = """
+import sys
+from engine.torch_import import preload_torch_libraries
+assert "torch" not in sys.modules
+print(preload_torch_libraries())
+def loaded():
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split()[-1] for line in maps if line.rstrip().endswith("/libtorch_cpu.so")})
+print(loaded())
+import torch
+print(float(torch.ones(3).sum()), torch.jit.load is not None)
+print(loaded())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is for Linux")
+def test_torch_library_preloaded_outside_the_gil_is_the_one_torch_uses() -> None:
+    """The library loaded ahead of ``import torch`` is the very one torch then uses: loaded once, torch works."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", PRELOAD_CHILD], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TORCH_CPP_LOG_LEVEL": "ERROR"})
+    assert out.returncode == 0, out.stderr
+    preloaded, before, result, after = out.stdout.splitlines()
+    assert preloaded == "True"
+    assert before == after and len(ast.literal_eval(before)) == 1, out.stdout
+    assert result == "3.0 True"
