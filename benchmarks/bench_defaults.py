@@ -27,6 +27,7 @@ import time
 import chess
 import chess.engine
 
+from benchmarks.bench_startup import BACKGROUND_LOAD, SWITCH_TIMEOUT_S, SWITCHED
 from benchmarks.common import machine_load
 from engine.cpu import cpu_kind, default_threads
 from engine.loader import bundled_backend
@@ -55,11 +56,39 @@ def engine_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uci"]
 
 
+class EngineWords(logging.Handler):
+    """Keeps the engine lines python-chess logs as unexpected (the info strings outside a search)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def open_engine(config: str) -> chess.engine.SimpleEngine:
-    """A started engine with the configuration's options set and its network loaded."""
-    engine = chess.engine.SimpleEngine.popen_uci(engine_command(), stderr=None, timeout=120)
-    engine.configure(engine_options(config))
-    engine.ping()  # isready: the network loads now, not inside the first timed search
+    """A started engine with the configuration's options set and its network loaded, also one loading in the
+    background (``Backend=auto`` where the bundled network's best form needs torch: until it switched)."""
+    words, logger = EngineWords(), logging.getLogger("chess.engine")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(words)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False  # kept here, not printed
+    try:
+        engine = chess.engine.SimpleEngine.popen_uci(engine_command(), stderr=None, timeout=120)
+        engine.configure(engine_options(config))
+        engine.ping()  # isready: the network loads now, not inside the first timed search
+        deadline = time.monotonic() + SWITCH_TIMEOUT_S
+        while any(BACKGROUND_LOAD in line for line in words.lines) and time.monotonic() < deadline:
+            if any(word in line for line in words.lines for word in SWITCHED):
+                break
+            time.sleep(0.2)
+            engine.ping()  # the switch comes between searches: at isready
+    finally:
+        logger.removeHandler(words)
+        logger.setLevel(level)
+        logger.propagate = propagate
     return engine
 
 

@@ -87,6 +87,22 @@ def bundled_backend(flags: frozenset[str] | None = None) -> str:
     return backend
 
 
+def fast_start_backends(path: str | Path, backend: str = "auto") -> tuple[str, str] | None:
+    """For ``Backend=auto`` on the bundled network where its form on this CPU needs torch (:func:`bundled_backend`):
+    (:data:`TORCH_FREE_BACKEND`, that form); else None.
+
+    The engine then plays the torch-free form at once, without waiting for torch to be imported, loads the
+    other in the background and switches to it between two searches (``uci.upgrade``).
+    """
+    if backend != "auto" or Path(path).resolve() != default_model_path().resolve():
+        return None
+    final = bundled_backend()
+    if final in onnx_backend.ONNX_KINDS or not sibling_path(path, TORCH_FREE_BACKEND).is_file() \
+            or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    return TORCH_FREE_BACKEND, final
+
+
 def load_for_play(path: str | Path, backend: str = "auto", threads: int | None = None) -> Evaluator:
     """:func:`load_model` as the engine plays: ``auto`` on the bundled network means :func:`bundled_backend`.
 

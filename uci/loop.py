@@ -2,7 +2,8 @@
 
 Input is read on the calling thread, searches run on a thread of their own and every line goes out
 through one :class:`~uci.writer.UciWriter`. The network is loaded lazily (on ``isready`` or the first
-``go``), after the GUI has set its options. Bad input never ends the loop: it is answered with an
+``go``), after the GUI has set its options; a faster form may follow from a background load
+(:mod:`uci.upgrade`), taken between two searches. Bad input never ends the loop: it is answered with an
 ``info string`` line.
 
 Command order: each ``go`` becomes a search job with its own copy of the position, run one after the
@@ -31,6 +32,7 @@ from search.tablebase import Tablebases
 from . import __version__
 from .options import DEFAULT_WEIGHTS, OPTIONS, OptionError, OptionValues
 from .protocol import UciParseError, format_info, format_move_stats, parse_go, parse_position, parse_setoption
+from .upgrade import NetworkUpgrade, load_playing
 from .writer import UciWriter
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,14 @@ class UciEngine:
         self._loaded_key: tuple[str, str] | None = None
         self._load_error: str | None = None  # why the network asked for is not the one playing
         self._threads_applied: int | None = None
+        self._upgrade: NetworkUpgrade | None = None  # the faster form loading in the background (uci.upgrade)
         self._search_thread: threading.Thread | None = None  # runs the jobs (the latest such thread)
         self._serving = False  # whether that thread is still taking jobs
         self._jobs: deque[SearchJob] = deque()
         self._current: SearchJob | None = None
         self._lock = threading.Lock()  # guards _jobs, _current and _serving
+        self._idle = threading.Event()  # set while no job runs or waits (a background load's heavy step waits)
+        self._idle.set()
         self.debug = False
 
     # ----- helpers ---------------------------------------------------------------------------
@@ -87,9 +92,30 @@ class UciEngine:
         return engine.default_model_path() if value in ("", DEFAULT_WEIGHTS, "<default>") else Path(value).expanduser()
 
     def _load(self, path: str, backend: str) -> Evaluator:
-        from engine.loader import load_for_play
+        running, self._upgrade = self._upgrade, None
+        evaluator, self._upgrade = load_playing(path, backend, self.options["Threads"], self.params.minibatch_size,
+                                                running, self._idle)
+        return evaluator
 
-        return load_for_play(path, backend=backend, threads=self.options["Threads"])
+    def _start_upgrade(self) -> None:
+        """Start the background load, if one waits (after ``readyok`` went out, or as the first search starts)."""
+        upgrade = self._upgrade
+        if upgrade is not None:
+            upgrade.start()
+
+    def _adopt_upgrade(self) -> None:
+        """Between two searches: play the network the background load brought, or say once why it did not."""
+        upgrade = self._upgrade
+        if upgrade is None or not upgrade.done():
+            return
+        self._upgrade = None
+        evaluator = upgrade.result()
+        if evaluator is None:
+            self.info_string(f"{upgrade.backend} could not be loaded ({upgrade.failure()}); "
+                             f"keeping {self._playing_text()}")
+            return
+        self._use(evaluator, "switched to", threads_applied=upgrade.threads)
+        self._apply_threads()  # Threads may have changed during the load
 
     def ensure_model(self) -> None:
         """Load the network if the options name another one than the loaded one.
@@ -99,6 +125,7 @@ class UciEngine:
         """
         key = (str(self._weights_path()), self.options["Backend"])
         if key == self._loaded_key:
+            self._adopt_upgrade()
             return
         self._loaded_key = key
         try:
@@ -121,13 +148,14 @@ class UciEngine:
         self._load_error = None
         self._use(evaluator)
 
-    def _use(self, evaluator: Evaluator) -> None:
+    def _use(self, evaluator: Evaluator, verb: str = "loaded", threads_applied: int | None = None) -> None:
+        """Play ``evaluator`` from the next search on (the searcher's tree and NN cache are cleared)."""
         info = evaluator.info
-        self.info_string(f"loaded {info.describe()}")
+        self.info_string(f"{verb} {info.describe()}")
         for note in info.notes:
             self.info_string(note)
         self.evaluator = evaluator
-        self._threads_applied = self.options["Threads"]
+        self._threads_applied = self.options["Threads"] if threads_applied is None else threads_applied
         if self.searcher is not None:
             self.searcher.set_evaluator(evaluator)
 
@@ -149,6 +177,7 @@ class UciEngine:
 
     def _ensure_searcher(self) -> Searcher:
         self.ensure_model()
+        self._start_upgrade()
         self._apply_threads()
         if self.searcher is None:
             self.searcher = Searcher(self.evaluator or UniformEvaluator(), self.params)
@@ -198,6 +227,7 @@ class UciEngine:
         if not self.searching():
             self.ensure_model()
         self.out.send("readyok")
+        self._start_upgrade()  # after readyok: the GUI need not wait for it
 
     def cmd_setoption(self, args: list[str]) -> None:
         name, value = parse_setoption(args)
@@ -251,6 +281,7 @@ class UciEngine:
             if waiting_for is not None and waiting_for.holds_bestmove():
                 self.info_string("go during an infinite or ponder search: it starts after stop")
             self._jobs.append(job)
+            self._idle.clear()
             if not self._serving:
                 self._serving = True
                 self._search_thread = threading.Thread(target=self._serve_jobs, name="search", daemon=True)
@@ -312,6 +343,7 @@ class UciEngine:
                 if not self._jobs:
                     self._current = None
                     self._serving = False
+                    self._idle.set()
                     return
                 job = self._current = self._jobs.popleft()
             self._run_job(job)
@@ -327,6 +359,8 @@ class UciEngine:
                     job.limits.ponder = False
             if self._load_error is not None:
                 self.info_string(f"error: {self._load_error}: {self._playing_text()}")
+            if self.debug:
+                self.info_string(f"debug: this search runs {self._playing_text()}")
             result = searcher.search(job.board, job.limits, on_info=self._send_info, reset_signals=False)
         except Exception as exc:
             log.exception("search failed")

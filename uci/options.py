@@ -106,7 +106,8 @@ OPTIONS: tuple[Option, ...] = (
            "<bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
            "How the network runs. auto: what the file is; the bundled network runs in its fastest form on "
-           "this CPU (onnx-int8, no torch needed; static-int8 on Intel CPUs with AMX: docs/PERFORMANCE.md). "
+           "this CPU (onnx-int8, no torch needed; static-int8 on Intel CPUs with AMX, loaded in the background "
+           "while onnx-int8 plays, switched to between searches: docs/PERFORMANCE.md). "
            "An int8 backend on an fp32 file uses the <stem>_<type>_quantized.pt (onnx: <stem>.onnx, "
            "<stem>_static_quantized.onnx) file beside it, "
            "else converts at load time.", choices=BACKENDS),
