@@ -15,6 +15,7 @@ import torch
 
 from engine import encode_batch
 from engine.errors import ModelFileError
+from engine.inputs import encode_for
 from engine.interface import LC0_INPUT
 from engine.nets.lc0 import encode_lc0_batch, move_to_lc0_index, read_lc0
 from engine.nets.lc0.network import build_lc0_net
@@ -264,6 +265,7 @@ def test_evaluator_takes_lc0_planes(maia):
     np.testing.assert_allclose(values, wdl[:, 0] - wdl[:, 2], atol=1e-6)
     with pytest.raises(ValueError, match=r"\(B, 112, 8, 8\)"):
         evaluator.evaluate(encode_batch(boards))
+    np.testing.assert_array_equal(encode_for(evaluator, boards), planes)
 
 
 @needs_maia
