@@ -23,7 +23,7 @@ from engine.positions import read_fens
 from search.mcts import Searcher
 from search.types import Limits, SearchParams
 from tests.lc0_tools import BUILD_HINT, REPO, lc0_binary, maia_path
-from tests.uci_client import engine_command
+from tests.uci_client import RawEngine, engine_command
 
 MAIA = maia_path("maia-1900")
 LC0 = lc0_binary()
@@ -245,6 +245,44 @@ def test_search_at_one_node_matches_lc0_with_history(maia):
             under = [priors[chess.Move(move.from_square, move.to_square, p)]
                      for p in (chess.KNIGHT, chess.BISHOP, chess.ROOK)]
             assert len(set(under)) == 3, (board.fen(), move.uci(), under)
+
+
+_OUR_P_LINE = re.compile(r"info string (\S+)\s+\(N:\s*\d+\)\s+\(P:\s*([\d.]+)%\)")
+
+
+@needs_lc0
+@needs_maia
+def test_uci_go_nodes_1_with_moves_matches_lc0(maia):
+    """``position startpos moves ...`` / ``position fen ... moves ...`` and ``go nodes 1`` over UCI: azengine's
+    VerboseMoveStats priors are lc0's for the same lines (the W/D/L at one node is checked through the search
+    above: at one node azengine's ``info wdl`` describes its unvisited best move, not the root)."""
+    games = _games(maia)
+    boards = [games[39], games[len(games) - 4], games[-1]]  # Maia from the start, the repetition line, a FEN game
+    promoting = chess.Board(PROMOTIONS.format("w"))
+    promoting.push_san("Kd1")
+    boards.append(promoting)
+    lc0 = Lc0Process()
+    try:
+        theirs = [lc0.one_node(b) for b in boards]
+    finally:
+        lc0.close()
+    engine = RawEngine()
+    try:
+        engine.send("uci", f"setoption name WeightsFile value {MAIA}", "setoption name Threads value 1",
+                    "setoption name VerboseMoveStats value true", "isready")
+        engine.wait_for("readyok", 120)
+        for board, (their_priors, _, _) in zip(boards, theirs, strict=True):
+            moves = " ".join(m.uci() for m in board.move_stack)
+            root = "startpos" if board.root() == chess.Board() else f"fen {board.root().fen(en_passant='fen')}"
+            engine.send(f"position {root} moves {moves}", "go nodes 1")
+            _, _, lines = engine.wait_for("bestmove", 60)
+            priors = {board.parse_uci(m.group(1)): float(m.group(2)) / 100
+                      for line in lines if (m := _OUR_P_LINE.match(line))}
+            assert set(priors) == set(board.legal_moves), (moves, lines[-5:])
+            assert max(abs(priors[m] - their_priors[m]) for m in priors) < P_TOLERANCE, moves
+    finally:
+        engine.send("quit")
+        engine.proc.wait(timeout=30)
 
 
 @needs_maia
