@@ -15,6 +15,15 @@ FAMILIES = ("alphazero", "seresnet")
 DEFAULT_FAMILY = "alphazero"
 #: Families whose value head gives win/draw/loss probabilities (their evaluators have ``evaluate_wdl``).
 WDL_FAMILIES = frozenset({"seresnet", "lc0"})
+#: What an evaluator takes and gives (its ``input_format``). ``AZ_INPUT``: azengine's 16 planes
+#: ``(B, 16, 8, 8)`` in, logits over the 4608 index out (``engine.encoding``). ``LC0_INPUT``: lc0's 112
+#: planes ``(B, 112, 8, 8)`` with 8 positions of history in, logits over lc0's 1858 moves out
+#: (``engine.nets.lc0.encoding`` / ``.policy``). An evaluator without the attribute is ``AZ_INPUT``.
+AZ_INPUT = "az16"
+LC0_INPUT = "lc0-112"
+INPUT_OF_FAMILY = {"lc0": LC0_INPUT}
+#: Planes per position of each input format.
+PLANES_OF_INPUT = {AZ_INPUT: 16, LC0_INPUT: 112}
 
 
 @dataclass
@@ -34,6 +43,11 @@ class ModelInfo:
         """Whether the network's value head gives win/draw/loss probabilities."""
         return self.family in WDL_FAMILIES
 
+    @property
+    def input_format(self) -> str:
+        """``AZ_INPUT`` or ``LC0_INPUT``: the planes the network takes and the policy index it gives."""
+        return INPUT_OF_FAMILY.get(self.family, AZ_INPUT)
+
     def describe(self) -> str:
         """One line for a user: file, family and size of the network, backend and what the file says of itself."""
         se = self.metadata.get("se_channels")
@@ -44,14 +58,24 @@ class ModelInfo:
 
 
 class Evaluator(Protocol):
-    """A network backend: any batch of encoded positions in, policy logits and values out."""
+    """A network backend: any batch of encoded positions in, policy logits and values out.
+
+    ``input_format`` (optional, ``AZ_INPUT`` when absent) says which planes it takes and which policy
+    index its logits follow: ``AZ_INPUT`` 16 planes -> 4608 logits, ``LC0_INPUT`` 112 planes -> 1858.
+    """
 
     kind: str
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Policy logits ``(B, 4608)`` float32 and values ``(B,)`` float32 in [-1, 1] (side to move's view)
-        for float32 planes ``(B, 16, 8, 8)``."""
+        for float32 planes ``(B, 16, 8, 8)``; for ``LC0_INPUT`` logits ``(B, 1858)`` for planes
+        ``(B, 112, 8, 8)``."""
         ...
+
+
+def input_format_of(evaluator: Any) -> str:
+    """The evaluator's ``input_format`` (``AZ_INPUT`` for one that declares none)."""
+    return str(getattr(evaluator, "input_format", AZ_INPUT))
 
 
 class WdlEvaluator(Evaluator, Protocol):
@@ -61,7 +85,7 @@ class WdlEvaluator(Evaluator, Protocol):
 
     def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Policy logits ``(B, 4608)`` float32 and win/draw/loss probabilities ``(B, 3)`` float32 (side to
-        move; each row sums to 1) for float32 planes ``(B, 16, 8, 8)``."""
+        move; each row sums to 1) for float32 planes ``(B, 16, 8, 8)`` (``LC0_INPUT``: as ``evaluate``)."""
         ...
 
 
@@ -87,13 +111,25 @@ class NetworkEvaluator:
     info: ModelInfo
     has_wdl: bool
 
+    @property
+    def input_format(self) -> str:
+        """The planes this network takes and its policy index (``AZ_INPUT`` / ``LC0_INPUT``, by family)."""
+        return self.info.input_format
+
     def _run(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _checked(self, planes: np.ndarray) -> np.ndarray:
+        expected = PLANES_OF_INPUT[self.input_format]
+        if planes.ndim != 4 or planes.shape[1:] != (expected, 8, 8):
+            raise ValueError(f"{self.info.path}: a {self.info.family} network takes planes (B, {expected}, 8, 8) "
+                             f"({self.input_format}), not {tuple(planes.shape)}")
+        return planes
+
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Policy logits ``(B, 4608)`` and values ``(B,)`` (W - L for a WDL network) for float32 planes
-        ``(B, 16, 8, 8)``."""
-        logits, second = self._run(planes)
+        ``(B, 16, 8, 8)``; for ``LC0_INPUT`` logits ``(B, 1858)`` for planes ``(B, 112, 8, 8)``."""
+        logits, second = self._run(self._checked(planes))
         return logits, values_of_wdl(second) if self.has_wdl else second.reshape(-1)
 
     def evaluate_wdl(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +137,7 @@ class NetworkEvaluator:
         without a WDL head (``has_wdl`` False)."""
         if not self.has_wdl:
             raise TypeError(f"{self.info.path}: a {self.info.family} network has no WDL head")
-        return self._run(planes)
+        return self._run(self._checked(planes))
 
 
 class UniformEvaluator:
@@ -109,6 +145,7 @@ class UniformEvaluator:
 
     kind = "uniform"
     has_wdl = False
+    input_format = AZ_INPUT
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Zero logits ``(B, 4608)`` and zero values ``(B,)``."""

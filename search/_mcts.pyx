@@ -14,7 +14,9 @@ Rules come from ``movegen.c``: each leaf position is rebuilt by playing the path
 the root position (a C struct), its legal moves generated, and terminal states (mate, stalemate,
 insufficient material, 50 moves, repetition against the game history and the path) recognised here,
 with no Python object on the way. Network evaluations go through Python callables in batches gathered
-with virtual loss; see ``search.mcts`` for the driver. :class:`Position` exposes the C rules to Python
+with virtual loss; see ``search.mcts`` for the driver. A leaf goes to the network as azengine's 16 bitboards
+with 4608-index policy, or for lc0 networks as lc0's 112 (8 positions of history) with lc0's 1858-move
+index per legal move (``lc0input.pxi``). :class:`Position` exposes the C rules to Python
 for the tests, which check them against python-chess.
 """
 
@@ -115,6 +117,7 @@ def _init_tables(plane_of):
 
 
 include "position.pxi"
+include "lc0input.pxi"
 include "tree.pxi"
 include "nncache.pxi"
 include "runner.pxi"

@@ -20,7 +20,9 @@ import chess
 import numpy as np
 
 from engine.encoding import PLANE_OF_MOVE, bitboards_to_planes
-from engine.interface import Evaluator
+from engine.interface import LC0_INPUT, Evaluator, input_format_of
+from engine.nets.lc0.encoding import history_slots, lc0_rows_to_planes
+from engine.nets.lc0.policy import INDEX_OF_SQUARES
 from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
 
 from . import _mcts
@@ -32,6 +34,7 @@ from .types import Limits, MoveStats, SearchInfo, SearchParams, SearchResult
 log = logging.getLogger(__name__)
 
 _mcts._init_tables(PLANE_OF_MOVE)
+_mcts._init_lc0_tables(INDEX_OF_SQUARES)
 
 INFO_INTERVAL_S = 1.0
 #: Below this time budget for a move the root's tablebase moves are chosen by WDL alone: probing DTZ
@@ -82,6 +85,7 @@ class Searcher:
         self.reused_visits = 0
         self.tablebases: Tablebases | None = None
         self._tablebase_root_decided = False  # the tables chose the root moves: a first batch is enough
+        self._use_input_of(evaluator)
         self.apply_params()
 
     # ----- control from other threads -------------------------------------------------------
@@ -99,7 +103,13 @@ class Searcher:
     def set_evaluator(self, evaluator: Evaluator) -> None:
         """Use another network; the tree and the cache are cleared."""
         self.evaluator = evaluator
+        self._use_input_of(evaluator)
         self.new_game()
+
+    def _use_input_of(self, evaluator: Evaluator) -> None:
+        """Gather leaves in the evaluator's ``input_format``: azengine's 16 planes, or lc0's 112 with history."""
+        self._lc0_input = input_format_of(evaluator) == LC0_INPUT
+        self.runner.lc0_input = self._lc0_input
 
     def set_tablebases(self, tablebases: Tablebases | None) -> None:
         """Use these Syzygy tables (None: none) in the tree and at the root; the tree is cleared."""
@@ -203,12 +213,15 @@ class Searcher:
         self.runner.set_board(self._root_board)
         self.tree.set_root_key(position_key(board))
         self.tree.set_history(_history_keys(board))
+        if self._lc0_input:
+            self.runner.set_lc0_history(history_slots(board))
 
     def _evaluate_batch(self, bitboards: np.ndarray,
-                        black: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Logits, values and (from a WDL network) draw probabilities of the gathered leaves."""
+                        extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Logits, values and (from a WDL network) draw probabilities of the gathered leaves (``extra``: the
+        black-to-move flags of 16-plane bitboards, the rule-50 counts of lc0 bitboards)."""
         started = time.monotonic()
-        planes = bitboards_to_planes(bitboards, black)
+        planes = lc0_rows_to_planes(bitboards, extra) if self._lc0_input else bitboards_to_planes(bitboards, extra)
         if getattr(self.evaluator, "has_wdl", False):
             logits, wdl = self.evaluator.evaluate_wdl(planes)
             result = (logits, wdl[:, 0] - wdl[:, 2], wdl[:, 1])

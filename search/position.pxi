@@ -10,6 +10,8 @@ cdef extern from "movegen.h":
         int32_t halfmove
         int32_t chess960
     int AZ_BLACK
+    int AZ_WHITE
+    int AZ_KING
     void az_init()
     int az_legal_moves(const az_pos* pos, uint16_t* out) nogil
     void az_make_move(az_pos* pos, uint16_t move) nogil

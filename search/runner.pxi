@@ -15,6 +15,8 @@ cdef class Batch:
     cdef uint64_t[::1] key
     cdef uint64_t[:, ::1] rows
     cdef uint8_t[::1] black
+    cdef uint64_t[:, ::1] lc0_rows   # lc0 input: 112 bitboards each, already from the side to move
+    cdef float[::1] rule50
 
     def __init__(self, int cap):
         self.count = 0
@@ -29,6 +31,8 @@ cdef class Batch:
         self.key = np.zeros(cap, dtype=np.uint64)
         self.rows = np.zeros((cap, 16), dtype=np.uint64)
         self.black = np.zeros(cap, dtype=np.uint8)
+        self.lc0_rows = np.zeros((cap, LC0_NUM_PLANES), dtype=np.uint64)
+        self.rule50 = np.zeros(cap, dtype=np.float32)
 
     @property
     def capacity(self):
@@ -69,6 +73,8 @@ cdef class BatchRunner:
     cdef public int tb_pieces         # probe positions with at most this many pieces (0: no tablebases)
     cdef public object tb_cache       # dict: position key -> WDL value (1, 0, -1) or None (no table)
     cdef public int64_t tb_hits
+    cdef public bint lc0_input        # leaves go out as lc0's 112 planes with lc0 policy indices
+    cdef Lc0Slot lc0_before[LC0_HISTORY]  # lc0 input: the game's positions from the root back
 
     def __init__(self, Tree tree, board, NNCache cache):
         self.tree = tree
@@ -80,6 +86,8 @@ cdef class BatchRunner:
         self.collisions = 0
         self.cache_hits = 0
         self.terminal_hits = 0
+        self.lc0_input = False
+        _set_lc0_slots(self.lc0_before, [])
         self.set_tablebases(None)
 
     def set_tablebases(self, tablebases):
@@ -103,6 +111,36 @@ cdef class BatchRunner:
         """The root position (a python-chess Board; the game's history goes to ``Tree.set_history``)."""
         self.root = _position_of(board)
 
+    def set_lc0_history(self, slots):
+        """lc0 input: the root's 8 history slots, ``engine.nets.lc0.encoding.history_slots`` of the root
+        board (slot 0 the root; (board, repeated) or None)."""
+        _set_lc0_slots(self.lc0_before, slots)
+
+    def lc0_rows_after(self, codes):
+        """lc0 input of the position reached from the root by the packed moves ``codes`` as the gatherer
+        builds it (for the tests): (112 uint64 bitboards from the side to move, rule-50 count, cache key)."""
+        cdef int depth = len(codes), i
+        cdef az_pos ring[LC0_HISTORY]
+        cdef uint64_t ring_keys[LC0_HISTORY]
+        cdef uint64_t rows[LC0_NUM_PLANES]
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"at most {MAX_DEPTH - 1} moves")
+        ring[0] = self.root
+        ring_keys[0] = az_key(&self.root)
+        for i in range(depth):
+            ring[(i + 1) & 7] = ring[i & 7]
+            az_make_move(&ring[(i + 1) & 7], <uint16_t> codes[i])
+            ring_keys[(i + 1) & 7] = az_key(&ring[(i + 1) & 7])
+        key = lc0_rows(ring, ring_keys, depth, self.lc0_before, rows)
+        return np.array([rows[i] for i in range(LC0_NUM_PLANES)], dtype=np.uint64), ring[depth & 7].halfmove, key
+
+    def lc0_policy_index(self, codes, int code):
+        """lc0's policy index the gatherer gives move ``code`` after the packed moves ``codes`` (tests)."""
+        cdef az_pos pos = self.root
+        for c in codes:
+            az_make_move(&pos, <uint16_t> c)
+        return lc0_policy_index(&pos, code)
+
     cdef void _count_playout(self, int depth):
         self.playouts += 1
         self.sum_depth += depth
@@ -113,7 +151,9 @@ cdef class BatchRunner:
         """Select up to ``want`` leaves that need the network.
 
         Returns ``(count, bitboards, black)``: the pending leaves' 16 bitboards each (uint64
-        ``(count, 16)``) and whether black is to move there. Terminal and cached leaves met on the
+        ``(count, 16)``) and whether black is to move there; with ``lc0_input`` ``(count, bitboards,
+        rule50)``: lc0's 112 bitboards each (uint64 ``(count, 112)``, already seen from the side to move)
+        and the rule-50 counts (float32 ``(count,)``). Terminal and cached leaves met on the
         way are backed up at once and counted in ``playouts``. ``max_playouts`` >= 0 caps the
         pending leaves plus those resolved at once (a ``nodes`` limit is then met exactly). Once the
         tree is full, leaves are still evaluated (cache or network) and backed up, but not expanded.
@@ -135,6 +175,10 @@ cdef class BatchRunner:
         cdef float priors[CACHE_MOVES]
         cdef int collisions = 0
         cdef int64_t start_playouts = self.playouts
+        cdef bint lc0 = self.lc0_input
+        cdef az_pos ring[LC0_HISTORY]
+        cdef uint64_t ring_keys[LC0_HISTORY]
+        cdef uint64_t cache_key
         if want > batch.cap:
             want = batch.cap
         while count < want and attempts < 2 * want + 8:
@@ -161,8 +205,12 @@ cdef class BatchRunner:
                 continue
             # rebuild the leaf position
             pos = self.root
+            if lc0:
+                ring[0] = pos
             for i in range(depth):
                 az_make_move(&pos, t.edges[t.path_edges[i]].move)
+                if lc0:
+                    ring[(i + 1) & 7] = pos
             ukey = az_key(&pos)
             t.nodes[leaf].key = ukey
             n = az_legal_moves(&pos, moves)
@@ -186,7 +234,13 @@ cdef class BatchRunner:
                 self.terminal_hits += 1
                 self._count_playout(depth)
                 continue
-            entry = self.cache.find(ukey, n)
+            cache_key = ukey
+            if lc0:  # the cache key covers the whole input: history, repetitions, rule 50
+                for i in range(depth - 7 if depth > 8 else 1, depth + 1):
+                    ring_keys[i & 7] = t.nodes[t.path_nodes[i]].key
+                cache_key = lc0_rows(ring, ring_keys, depth, self.lc0_before, &batch.lc0_rows[count, 0])
+                batch.rule50[count] = pos.halfmove
+            entry = self.cache.find(cache_key, n)
             if entry != NULL:
                 for i in range(n):
                     codes[i] = moves[i]
@@ -198,22 +252,30 @@ cdef class BatchRunner:
                 self._count_playout(depth)
                 continue
             black = pos.turn == AZ_BLACK
-            az_bitboards(&pos, &batch.rows[count, 0])
-            batch.black[count] = black
             batch.save_path(count, t)
             batch.num[count] = n
-            batch.key[count] = ukey
-            for i in range(n):
-                code = moves[i]
-                promotion = code >> 12
-                batch.codes[count, i] = code
-                batch.index[count, i] = policy_index(&pos, code, black)
-                batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != QUEEN_PROMOTION else 0.0
+            batch.key[count] = cache_key
+            if lc0:  # every move has its own logit, underpromotions too
+                for i in range(n):
+                    batch.codes[count, i] = moves[i]
+                    batch.index[count, i] = lc0_policy_index(&pos, moves[i])
+                    batch.penalty[count, i] = 0.0
+            else:
+                az_bitboards(&pos, &batch.rows[count, 0])
+                batch.black[count] = black
+                for i in range(n):
+                    code = moves[i]
+                    promotion = code >> 12
+                    batch.codes[count, i] = code
+                    batch.index[count, i] = policy_index(&pos, code, black)
+                    batch.penalty[count, i] = t.underpromotion_penalty if promotion and promotion != QUEEN_PROMOTION else 0.0
             t.nodes[leaf].state = PENDING
             count += 1
         batch.count = count
         if count == 0:
             return 0, None, None
+        if lc0:
+            return count, np.array(batch.lc0_rows[:count], dtype=np.uint64), np.array(batch.rule50[:count])
         return (count, np.array(batch.rows[:count], dtype=np.uint64),
                 np.array(batch.black[:count], dtype=bool))
 

@@ -1,5 +1,6 @@
-"""Maia-1900 under azengine against lc0 itself: move probabilities and W/D/L at one node, the 16-plane
-adapter, and azengine playing the network over UCI."""
+"""Maia-1900 under azengine against lc0 itself: move probabilities and W/D/L at one node (the network on
+encode_lc0's planes, and azengine's search with its C-built planes and game history), the evaluator's
+input format, and azengine playing the network over UCI."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine import encode_batch, move_to_index
+from engine import encode_batch
 from engine.errors import ModelFileError
+from engine.inputs import encode_for
+from engine.interface import LC0_INPUT
 from engine.nets.lc0 import encode_lc0_batch, move_to_lc0_index, read_lc0
-from engine.nets.lc0.adapter import Lc0As16Plane
 from engine.nets.lc0.network import build_lc0_net
 from engine.positions import read_fens
+from search.mcts import Searcher
+from search.types import Limits, SearchParams
 from tests.lc0_tools import BUILD_HINT, REPO, lc0_binary, maia_path
-from tests.uci_client import engine_command
+from tests.uci_client import RawEngine, engine_command
 
 MAIA = maia_path("maia-1900")
 LC0 = lc0_binary()
@@ -192,26 +196,114 @@ def test_history_matches_lc0(maia):
     print(f"\n{len(boards)} positions with history: max |P - lc0 P| = {max(p_errors):.2e}")
 
 
+PROMOTIONS = "r3k2r/pPpp1ppp/8/8/8/8/PPPP1PpP/R3K2R {} KQkq - 0 1"
+
+
+def _search_one_node(backend: str, boards: list[chess.Board]) -> list[tuple[dict[chess.Move, float], np.ndarray]]:
+    """azengine's root priors and W/D/L after one node, each board searched with its move stack."""
+    from engine.loader import load_model
+
+    searcher = Searcher(load_model(MAIA, backend=backend, threads=1), SearchParams(nn_cache_size=0))
+    out = []
+    try:
+        for board in boards:
+            result = searcher.search(board, Limits(nodes=1))
+            root = searcher.tree.node_stats(0)
+            q, d = root.value_sum / root.visits, root.draw_sum / root.visits
+            out.append(({s.move: s.prior for s in result.info.stats}, np.array([(1 - d + q) / 2, d, (1 - d - q) / 2])))
+    finally:
+        searcher.close()
+    return out
+
+
+@needs_lc0
 @needs_maia
-def test_adapter_is_the_network_on_16_planes(maia):
-    """On positions the 16 planes describe fully (FEN only, white to move, no rule-50 count, no en passant),
-    the adapter's priors over legal moves are the network's, and its W/D/L is the network's (value W - L)."""
-    boards = [b for b in read_fens(HELDOUT, limit=400)
-              if b.turn == chess.WHITE and b.halfmove_clock == 0 and b.ep_square is None][:60]
-    boards.append(chess.Board("r3k2r/pPpp1ppp/8/8/8/8/PPPP1PpP/R3K2R w KQkq - 0 1"))  # castling, promotions
-    boards.append(chess.Board())
-    assert len(boards) > 20
-    adapter = Lc0As16Plane(maia).eval()
+def test_search_at_one_node_matches_lc0_with_history(maia):
+    """``go nodes 1`` through azengine's search (planes built in C from the game's moves) against lc0 given
+    the same moves: priors of every legal move, underpromotions each their own, and W/D/L."""
+    boards = _games(maia) + [chess.Board(PROMOTIONS.format(turn)) for turn in "wb"]
+    promoting = chess.Board(PROMOTIONS.format("w"))
+    promoting.push_san("Kd1")  # black to move, white without castling rights; history of one ply
+    boards.append(promoting)
+    ours = _search_one_node("fp32", boards)
+    lc0 = Lc0Process()
+    try:
+        theirs = [lc0.one_node(b) for b in boards]
+    finally:
+        lc0.close()
+    p_errors = []
+    for board, (priors, wdl), (their_priors, their_wdl, their_q) in zip(boards, ours, theirs, strict=True):
+        where = f"{board.root().fen()} moves {' '.join(m.uci() for m in board.move_stack)}"
+        assert set(priors) == set(their_priors) == set(board.legal_moves), where
+        p_errors.append(max(abs(priors[m] - their_priors[m]) for m in priors))
+        assert p_errors[-1] < P_TOLERANCE, where
+        assert (np.abs(wdl - their_wdl) < WDL_TOLERANCE).all(), where
+        assert abs(wdl[0] - wdl[2] - their_q) < Q_TOLERANCE, where
+    print(f"\n{len(boards)} positions searched with history: max |P - lc0 P| = {max(p_errors):.2e}")
+    for (priors, _), board in zip(ours[-3:], boards[-3:], strict=True):  # each underpromotion its own prior
+        for move in (m for m in board.legal_moves if m.promotion == chess.QUEEN):
+            under = [priors[chess.Move(move.from_square, move.to_square, p)]
+                     for p in (chess.KNIGHT, chess.BISHOP, chess.ROOK)]
+            assert len(set(under)) == 3, (board.fen(), move.uci(), under)
+
+
+_OUR_P_LINE = re.compile(r"info string (\S+)\s+\(N:\s*\d+\)\s+\(P:\s*([\d.]+)%\)")
+
+
+@needs_lc0
+@needs_maia
+def test_uci_go_nodes_1_with_moves_matches_lc0(maia):
+    """``position startpos moves ...`` / ``position fen ... moves ...`` and ``go nodes 1`` over UCI: azengine's
+    VerboseMoveStats priors are lc0's for the same lines (the W/D/L at one node is checked through the search
+    above: at one node azengine's ``info wdl`` describes its unvisited best move, not the root)."""
+    games = _games(maia)
+    boards = [games[39], games[len(games) - 4], games[-1]]  # Maia from the start, the repetition line, a FEN game
+    promoting = chess.Board(PROMOTIONS.format("w"))
+    promoting.push_san("Kd1")
+    boards.append(promoting)
+    lc0 = Lc0Process()
+    try:
+        theirs = [lc0.one_node(b) for b in boards]
+    finally:
+        lc0.close()
+    engine = RawEngine()
+    try:
+        engine.send("uci", f"setoption name WeightsFile value {MAIA}", "setoption name Threads value 1",
+                    "setoption name VerboseMoveStats value true", "isready")
+        engine.wait_for("readyok", 120)
+        for board, (their_priors, _, _) in zip(boards, theirs, strict=True):
+            moves = " ".join(m.uci() for m in board.move_stack)
+            root = "startpos" if board.root() == chess.Board() else f"fen {board.root().fen(en_passant='fen')}"
+            engine.send(f"position {root} moves {moves}", "go nodes 1")
+            _, _, lines = engine.wait_for("bestmove", 60)
+            priors = {board.parse_uci(m.group(1)): float(m.group(2)) / 100
+                      for line in lines if (m := _OUR_P_LINE.match(line))}
+            assert set(priors) == set(board.legal_moves), (moves, lines[-5:])
+            assert max(abs(priors[m] - their_priors[m]) for m in priors) < P_TOLERANCE, moves
+    finally:
+        engine.send("quit")
+        engine.proc.wait(timeout=30)
+
+
+@needs_maia
+def test_evaluator_takes_lc0_planes(maia):
+    """The loaded evaluator declares lc0's input, gives the network's 1858 logits and W - L on encode_lc0's
+    planes, and refuses azengine's 16 planes in one clear error."""
+    from engine.loader import load_model
+
+    evaluator = load_model(MAIA, backend="fp32", threads=1)
+    assert evaluator.input_format == LC0_INPUT
+    boards = _games(maia)[:40]
+    planes = encode_lc0_batch(boards)
+    logits, values = evaluator.evaluate(planes)
     with torch.inference_mode():
-        logits, adapter_wdl = adapter(torch.from_numpy(encode_batch(boards)))
-        values = adapter_wdl[:, 0] - adapter_wdl[:, 2]
-    ours, wdl = _our_priors(maia, boards)
-    for i, board in enumerate(boards):
-        moves = [m for m in board.legal_moves if m.promotion in (None, chess.QUEEN)]  # underpromotions share
-        p = torch.softmax(logits[i, [move_to_index(board, m) for m in moves]].double(), 0).numpy()
-        q = np.array([ours[i][m] for m in moves])
-        np.testing.assert_allclose(p, q / q.sum(), atol=1e-5)
-        assert abs(values[i].item() - (wdl[i, 0] - wdl[i, 2])) < 1e-5
+        policy, wdl = maia(torch.from_numpy(planes))
+    wdl = torch.softmax(wdl, 1).numpy()
+    np.testing.assert_allclose(logits, policy.numpy(), atol=1e-5)
+    np.testing.assert_allclose(values, wdl[:, 0] - wdl[:, 2], atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(B, 112, 8, 8\)"):
+        evaluator.evaluate(encode_batch(boards))
+    np.testing.assert_array_equal(encode_for(evaluator, boards), planes)
 
 
 @needs_maia
@@ -223,12 +315,11 @@ def test_int8_is_refused_clearly():
 
 
 @needs_maia
-def test_onnx_export_matches_torch():
+def test_onnx_export_matches_torch(maia):
     pytest.importorskip("onnxruntime")
     from engine.loader import load_model
 
-    boards = read_fens(HELDOUT, limit=32)
-    planes = encode_batch(boards)
+    planes = encode_lc0_batch(_games(maia)[:32] + read_fens(HELDOUT, limit=16))
     torch_logits, torch_values = load_model(MAIA, backend="fp32", threads=1).evaluate(planes)
     onnx_logits, onnx_values = load_model(MAIA, backend="onnx-fp32", threads=1).evaluate(planes)
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-3)

@@ -37,7 +37,7 @@ def read_weights(path: str | Path) -> WeightsFile:
     lc0 = looks_like_lc0(path)
     try:  # torch is imported only for the formats that need it
         if lc0:
-            from .lc0.adapter import load_lc0_as_16_plane
+            from .lc0.adapter import load_lc0_evaluation
         else:
             from . import torch_files
     except ModuleNotFoundError as exc:
@@ -46,7 +46,7 @@ def read_weights(path: str | Path) -> WeightsFile:
         raise ModelFileError(path, "is not an ONNX file, and the torch formats need torch, which this installation "
                                    "lacks; play an ONNX file (Backend onnx-int8 or onnx-fp32)") from None
     if lc0:
-        module, metadata = load_lc0_as_16_plane(path)
+        module, metadata = load_lc0_evaluation(path)
         return WeightsFile(path, "fp32", module.blocks, module.filters, module=module, metadata=metadata,
                            family=metadata["family"])
     return torch_files.read_torch_weights(path)

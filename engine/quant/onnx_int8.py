@@ -23,14 +23,15 @@ from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, FirstPos
 
 
 def export_fp32(module: Any, family: str = "alphazero") -> Any:
-    """ONNX ``ModelProto`` of a torch module mapping planes ``(B, 16, 8, 8)`` to (logits, values), or for
-    the ``seresnet`` family to (logits, wdl): the outputs are named as ``OUTPUT_NAMES_OF_FAMILY`` says.
+    """ONNX ``ModelProto`` of a torch module mapping planes ``(B, 16, 8, 8)`` (``(B, module.input_planes, 8,
+    8)`` for a module that has the attribute, e.g. lc0's 112) to (logits, values), or for the ``seresnet``
+    and ``lc0`` families to (logits, wdl): the outputs are named as ``OUTPUT_NAMES_OF_FAMILY`` says.
 
     Pass the BatchNorm-folded fp32 module; the batch dimension stays dynamic.
     """
     require("onnx")
     require("onnxscript")
-    example = (torch.zeros(2, 16, 8, 8),)
+    example = (torch.zeros(2, getattr(module, "input_planes", 16), 8, 8),)
     batch = torch.export.Dim("batch", min=1, max=65536)
     exporter_log = logging.getLogger("torch.onnx")  # it warns that torchvision's ops are not registered
     level = exporter_log.level

@@ -4,7 +4,7 @@
   (:mod:`.network`): planes ``(B, 112, 8, 8)`` -> (policy logits ``(B, 1858)``, WDL logits ``(B, 3)``).
 * :func:`encode_lc0` / :func:`encode_lc0_batch` (:mod:`.encoding`): lc0's planes from python-chess boards.
 * :func:`move_to_lc0_index` / :func:`lc0_index_to_move` (:mod:`.policy`): lc0's policy index.
-* :class:`Lc0As16Plane` (:mod:`.adapter`): an lc0 network behind azengine's 16-plane / 4608-index interface.
+* :class:`Lc0Evaluation` (:mod:`.adapter`): an lc0 network as an evaluator module (112 planes in, 1858 logits out).
 
 Only :mod:`.wire`, :mod:`.weights`, :mod:`.encoding` and :mod:`.policy` load without torch.
 """

@@ -1,20 +1,10 @@
-"""An lc0 network behind azengine's evaluator interface: 16 planes in, (4608 logits, value) out.
+"""An lc0 network behind azengine's evaluator interface, in lc0's own terms (``engine.interface.LC0_INPUT``).
 
-The search hands every evaluator azengine's 16-plane encoding (:mod:`engine.encoding`). :class:`Lc0As16Plane`
-turns those planes into lc0's 112 (:mod:`engine.nets.lc0.encoding`) and lc0's 1858 logits into the
-4608-entry index, so an lc0 network plays under today's search unchanged. What the 16 planes lack:
-
-* history: every one of lc0's 8 history slots holds the current position (lc0's ``fen_only`` fill, as
-  if each position were given by FEN), except for the starting position, which has no fill; no
-  repetition planes;
-* the side to move: plane 108 (black to move) stays zero;
-* the rule-50 count (plane 109 zero) and en passant (no double step undone in the fill).
-
-Policy: each 4608 index takes the logit of the lc0 move it stands for. A pawn move from the 7th to
-the 8th rank takes the queen promotion's logit (underpromotions share that index in azengine's
-encoding), and the king's two-square step from e1 takes lc0's castling move (king takes rook); which
-applies is read from the planes (our pawn / our king on the from-square). Indices with no lc0 move
-get logit 0 (the search masks them). Value: ``W - L`` of the WDL head's softmax.
+:class:`Lc0Evaluation` takes lc0's 112 planes (:mod:`engine.nets.lc0.encoding`; the search's gatherer
+builds the same in C, with the game's history and the path in the tree) and gives the logits of lc0's
+1858 moves (:mod:`engine.nets.lc0.policy`: each underpromotion its own move) and the WDL head's win/draw/loss
+probabilities; the evaluator derives the value ``W - L``. The search maps the 1858 logits onto each
+leaf's legal moves itself, so no 4608-index table is involved.
 """
 
 from __future__ import annotations
@@ -22,94 +12,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import chess
-import numpy as np
 import torch
 from torch import nn
 
-from ...encoding import POLICY_SIZE, TO_SQUARE_OF_INDEX, encode_position
-from .encoding import HISTORY, PLANES_PER_BOARD
+from .encoding import NUM_PLANES
 from .network import Lc0Net, build_lc0_net
-from .policy import INDEX_OF, NUM_MOVES
 from .weights import read_lc0
 
-# azengine's 16 planes: P p R r B b N n Q q K k, our O-O, their O-O, our O-O-O, their O-O-O
-_OURS = [0, 6, 4, 2, 8, 10]  # lc0's order P N B R Q K
-_THEIRS = [1, 7, 5, 3, 9, 11]
-_CASTLING = [14, 12, 15, 13]  # lc0's 104-107: our O-O-O, our O-O, their O-O-O, their O-O
-_OUR_PAWNS, _OUR_KING = 0, 10
-NO_MOVE = NUM_MOVES  # the index of the extra zero logit
 
+class Lc0Evaluation(nn.Module):
+    """Wraps an :class:`Lc0Net`: planes ``(B, 112, 8, 8)`` -> (logits ``(B, 1858)``, W/D/L ``(B, 3)``)."""
 
-def _policy_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each 4608 index: lc0 index of the plain move, of the queen promotion, of castling (or NO_MOVE)."""
-    plain = np.full(POLICY_SIZE, NO_MOVE, dtype=np.int64)
-    for index in range(POLICY_SIZE):
-        dst = int(TO_SQUARE_OF_INDEX[index])
-        if dst >= 0:
-            plain[index] = INDEX_OF[chess.square_name(index % 64) + chess.square_name(dst)]
-    queen, castle = plain.copy(), plain.copy()
-    for index in range(POLICY_SIZE):
-        src, dst = index % 64, int(TO_SQUARE_OF_INDEX[index])
-        if dst >= 56 and src // 8 == 6 and abs(dst % 8 - src % 8) <= 1:
-            queen[index] = INDEX_OF[chess.square_name(src) + chess.square_name(dst) + "q"]
-        if src == chess.E1 and dst in (chess.G1, chess.C1):
-            castle[index] = INDEX_OF["e1h1" if dst == chess.G1 else "e1a1"]
-    return plain, queen, castle
-
-
-class Lc0As16Plane(nn.Module):
-    """Wraps an :class:`Lc0Net`: planes ``(B, 16, 8, 8)`` -> (logits ``(B, 4608)``, value ``(B,)``)."""
+    #: Planes per position this module takes (the ONNX export reads it).
+    input_planes = NUM_PLANES
 
     def __init__(self, net: Lc0Net) -> None:
         super().__init__()
         self.net = net
         self.blocks = net.blocks_count
         self.filters = net.filters
-        plain, queen, castle = _policy_tables()
-        self.register_buffer("plain", torch.from_numpy(plain), persistent=False)
-        self.register_buffer("queen", torch.from_numpy(queen), persistent=False)
-        self.register_buffer("castle", torch.from_numpy(castle), persistent=False)
-        start = torch.from_numpy(encode_position(chess.Board()))
-        self.register_buffer("start", start, persistent=False)
-        self.register_buffer("piece_order", torch.tensor(_OURS + _THEIRS), persistent=False)
-        self.register_buffer("castling_order", torch.tensor(_CASTLING), persistent=False)
-
-    def lc0_planes(self, planes: torch.Tensor) -> torch.Tensor:
-        """lc0's 112 planes ``(B, 112, 8, 8)`` for azengine's 16 (the module docstring says what is missing)."""
-        batch = planes.shape[0]
-        pieces = planes.index_select(1, self.piece_order)  # (B, 12, 8, 8)
-        at_start = (planes == self.start).flatten(1).all(dim=1)
-        fill = (~at_start).to(planes.dtype)[:, None, None, None, None]
-        zeros = planes.new_zeros(batch, 1, 8, 8)
-        board = torch.cat([pieces, zeros], dim=1)  # one history slot: 12 piece planes, no repetition
-        history = torch.cat([board[:, None], board[:, None].expand(batch, HISTORY - 1, PLANES_PER_BOARD, 8, 8) * fill],
-                            dim=1).reshape(batch, HISTORY * PLANES_PER_BOARD, 8, 8)
-        castling = planes.index_select(1, self.castling_order)
-        ones = planes.new_ones(batch, 1, 8, 8)
-        aux = torch.cat([castling, zeros, zeros, zeros, ones], dim=1)
-        return torch.cat([history, aux], dim=1)  # (B, NUM_PLANES, 8, 8)
 
     def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, 4608)`` in azengine's index and win/draw/loss probabilities ``(B, 3)`` for planes
-        ``(B, 16, 8, 8)`` (the evaluator derives the value ``W - L``)."""
-        policy, wdl = self.net(self.lc0_planes(planes))
-        batch = planes.shape[0]
-        policy = torch.cat([policy, policy.new_zeros(batch, 1)], dim=1)
-        repeats = POLICY_SIZE // 64
-        pawn = planes[:, _OUR_PAWNS].flatten(1).repeat(1, repeats) > 0.5
-        king = planes[:, _OUR_KING].flatten(1).repeat(1, repeats) > 0.5
-        index = torch.where(pawn, self.queen, self.plain)
-        index = torch.where(king, self.castle, index)
-        logits = torch.gather(policy, 1, index)
-        return logits, torch.softmax(wdl, dim=1)
+        """lc0's move logits ``(B, 1858)`` and win/draw/loss probabilities ``(B, 3)`` for planes
+        ``(B, 112, 8, 8)``."""
+        policy, wdl = self.net(planes)
+        return policy, torch.softmax(wdl, dim=1)
 
 
-def load_lc0_as_16_plane(path: str | Path) -> tuple[Lc0As16Plane, dict[str, Any]]:
-    """Read an lc0 file into an eval-mode :class:`Lc0As16Plane` and the metadata to show for it."""
+def load_lc0_evaluation(path: str | Path) -> tuple[Lc0Evaluation, dict[str, Any]]:
+    """Read an lc0 file into an eval-mode :class:`Lc0Evaluation` and the metadata to show for it."""
     weights = read_lc0(path)
-    module = Lc0As16Plane(build_lc0_net(weights)).eval()
+    module = Lc0Evaluation(build_lc0_net(weights)).eval()
     metadata = {"family": "lc0", **weights.formats, "se": weights.has_se,
                 "description": f"lc0 network, {len(weights.blocks)}x{weights.filters}"
-                               f"{' SE' if weights.has_se else ''}, 112 planes filled from 16 (no history)"}
+                               f"{' SE' if weights.has_se else ''}, 112 planes with history"}
     return module, metadata

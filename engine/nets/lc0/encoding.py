@@ -72,41 +72,59 @@ def _is_startpos(board: chess.Board) -> bool:
             and board.clean_castling_rights() == chess.BB_CORNERS and board.ep_square is None)
 
 
-def _piece_masks(board: chess.Board, us: chess.Color, undo_double_step: bool) -> list[int]:
-    """12 bitboards (ours P..K, theirs P..K) in absolute squares; optionally with the last double step undone."""
-    masks = [board.pieces_mask(p, us) for p in _PIECES] + [board.pieces_mask(p, not us) for p in _PIECES]
-    if undo_double_step and board.ep_square is not None:
+def _undo_double_step(board: chess.Board) -> chess.Board:
+    """A copy of ``board`` with its last double step taken back (the pawn on its start square, no e.p.)."""
+    board = board.copy(stack=False)
+    if board.ep_square is not None:
         mover = not board.turn  # the side that made the double step
         pawn_now = board.ep_square + (8 if mover == chess.WHITE else -8)
         pawn_before = board.ep_square + (-8 if mover == chess.WHITE else 8)
-        slot = 0 if mover == us else 6
-        masks[slot] = (masks[slot] & ~chess.BB_SQUARES[pawn_now]) | chess.BB_SQUARES[pawn_before]
-    return masks
+        board.remove_piece_at(pawn_now)
+        board.set_piece_at(pawn_before, chess.Piece(chess.PAWN, mover))
+        board.ep_square = None
+    return board
+
+
+def history_slots(board: chess.Board, history_fill: str = "fen_only") -> list[tuple[chess.Board, bool] | None]:
+    """lc0's 8 history slots of ``board`` (slot 0 the current position): each the position it shows and
+    whether that position occurred before, or None for an empty slot (every slot after it is empty too).
+
+    Slots older than the game's first position hold that position as ``history_fill`` says (the module
+    docstring); those copies show its double step, if any, undone.
+    """
+    if history_fill not in HISTORY_FILLS:
+        raise ValueError(f"history_fill must be one of {', '.join(HISTORY_FILLS)}")
+    boards, repetitions, from_start = _game_positions(board, HISTORY)
+    slots: list[tuple[chess.Board, bool] | None] = [None] * HISTORY
+    for slot in range(HISTORY):
+        k = len(boards) - 1 - slot
+        if k >= 0:
+            slots[slot] = (boards[k], repetitions[k] >= 1)
+            continue
+        if not from_start:
+            raise AssertionError("history shorter than 8 positions must start at the game's beginning")
+        first = boards[0]
+        if history_fill == "no" and (k < -1 or first.ep_square is None):
+            break
+        if history_fill == "fen_only" and _is_startpos(first):
+            break
+        slots[slot] = (_undo_double_step(first), repetitions[0] >= 1)
+    return slots
 
 
 def lc0_bitboards(board: chess.Board, history_fill: str = "fen_only") -> tuple[list[int], int]:
     """The 112 planes of ``board`` as bitboards in absolute squares (before the black-to-move mirror),
     and the rule-50 count that fills plane 109."""
-    if history_fill not in HISTORY_FILLS:
-        raise ValueError(f"history_fill must be one of {', '.join(HISTORY_FILLS)}")
-    boards, repetitions, from_start = _game_positions(board, HISTORY)
     us = board.turn
     masks = [0] * NUM_PLANES
-    for slot in range(HISTORY):
-        k = len(boards) - 1 - slot
-        filled = k < 0
-        if filled:
-            if not from_start:
-                raise AssertionError("history shorter than 8 positions must start at the game's beginning")
-            first = boards[0]
-            if history_fill == "no" and (k < -1 or first.ep_square is None):
-                break
-            if history_fill == "fen_only" and _is_startpos(first):
-                break
-            k = 0
+    for slot, shown in enumerate(history_slots(board, history_fill)):
+        if shown is None:
+            break
+        position, repeated = shown
         base = slot * PLANES_PER_BOARD
-        masks[base:base + 12] = _piece_masks(boards[k], us, undo_double_step=filled)
-        if repetitions[k] >= 1:
+        masks[base:base + 12] = [position.pieces_mask(p, us) for p in _PIECES] + \
+                                [position.pieces_mask(p, not us) for p in _PIECES]
+        if repeated:
             masks[base + 12] = _ALL
     if board.has_queenside_castling_rights(us):
         masks[AUX_BASE + 0] = _ALL
@@ -122,6 +140,15 @@ def lc0_bitboards(board: chess.Board, history_fill: str = "fen_only") -> tuple[l
     return masks, board.halfmove_clock
 
 
+def lc0_rows_to_planes(rows: np.ndarray, rule50: np.ndarray) -> np.ndarray:
+    """Expand ``(B, 112)`` uint64 bitboards, already seen from the side to move (mirrored for black), and
+    the rule-50 counts ``(B,)`` into lc0's float32 planes ``(B, 112, 8, 8)``."""
+    bits = np.unpackbits(np.ascontiguousarray(rows, dtype="<u8").view(np.uint8), bitorder="little")
+    planes = bits.reshape(len(rows), NUM_PLANES, 8, 8).astype(np.float32)
+    planes[:, RULE50_PLANE] = np.asarray(rule50, dtype=np.float32)[:, None, None]
+    return planes
+
+
 def encode_lc0_batch(boards: Sequence[chess.Board], history_fill: str = "fen_only") -> np.ndarray:
     """lc0's float32 input planes ``(B, 112, 8, 8)`` of each board with its game history."""
     rows = []
@@ -134,10 +161,7 @@ def encode_lc0_batch(boards: Sequence[chess.Board], history_fill: str = "fen_onl
     bitboards = np.array(rows, dtype=np.uint64).reshape(-1, NUM_PLANES)
     if black.any():
         bitboards[black] = bitboards[black].byteswap()  # mirror the ranks: one byte per rank
-    bits = np.unpackbits(bitboards.astype("<u8", copy=False).view(np.uint8), bitorder="little")
-    planes = bits.reshape(len(boards), NUM_PLANES, 8, 8).astype(np.float32)
-    planes[:, RULE50_PLANE] = rule50[:, None, None]
-    return planes
+    return lc0_rows_to_planes(bitboards, rule50)
 
 
 def encode_lc0(board: chess.Board, history_fill: str = "fen_only") -> np.ndarray:

@@ -72,6 +72,23 @@ CONV_POLICY_MAP: np.ndarray = _build_conv_map()
 CONV_OUTPUT_OF_MOVE: np.ndarray = np.argsort(np.where(CONV_POLICY_MAP < 0, NUM_MOVES, CONV_POLICY_MAP),
                                              kind="stable")[:NUM_MOVES].astype(np.int64)
 
+#: Promotion piece -> column of :data:`INDEX_OF_SQUARES`: 0 no promotion (or a knight), 1 queen, 2 rook, 3 bishop.
+PROMOTION_COLUMN = {None: 0, chess.KNIGHT: 0, chess.QUEEN: 1, chess.ROOK: 2, chess.BISHOP: 3}
+
+
+def _build_square_table() -> np.ndarray:
+    """lc0's move index by (from, to, promotion column), squares from the side to move; -1 where none."""
+    table = np.full((64, 64, 4), -1, dtype=np.int16)
+    for index, text in enumerate(MOVES):
+        piece = _PIECE_OF.get(text[4:]) if len(text) == 5 else None
+        table[chess.parse_square(text[:2]), chess.parse_square(text[2:4]), PROMOTION_COLUMN[piece]] = index
+    return table
+
+
+#: lc0 move index ``[from, to, promotion column]`` (side to move's view; castling as king takes rook), -1
+#: where lc0 has no move: the search's C gatherer indexes the network's 1858 logits with it.
+INDEX_OF_SQUARES: np.ndarray = _build_square_table()
+
 _CASTLING_ROOK_FILE = {6: 7, 2: 0}  # the king's to-file -> the rook's file
 
 
