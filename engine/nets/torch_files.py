@@ -15,8 +15,11 @@ import torch
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..errors import ModelFileError
+from ..interface import WDL_FAMILIES
 from . import seresnet
 from .alphazero import AlphaZeroNet, architecture_of
+from .lc0.adapter import FAMILY as LC0_FAMILY
+from .lc0.adapter import Lc0As16Plane
 from .seresnet import SEResNet
 from .weights_file import EXPECTED, WeightsFile, family_of_metadata
 
@@ -61,7 +64,7 @@ def _read_archive(path: Path) -> WeightsFile:
     module.eval()
     with torch.inference_mode():  # one probe: an archive of some other module must not pass as a network
         out = module(torch.zeros(1, 16, 8, 8))
-    second, size = ("wdl", 3) if family == seresnet.FAMILY else ("value", 1)
+    second, size = ("wdl", 3) if family in WDL_FAMILIES else ("value", 1)
     if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608)
             and out[1].numel() == size):
         raise ModelFileError(path, f"TorchScript archive does not map planes (1, 16, 8, 8) to (logits (1, 4608), "
@@ -133,11 +136,13 @@ def read_torch_weights(path: Path) -> WeightsFile:
     return _read_state_dict(path)
 
 
-def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet:
-    """The fp32 network of an fp32 state_dict file, of the file's family (strict key and shape check)."""
-    if weights.family == "lc0":
-        raise ModelFileError(weights.path, "is an lc0 network: it plays as fp32 or onnx-fp32, and is not yet "
-                                           "converted to int8 or trained here")
+def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet | Lc0As16Plane:
+    """The fp32 network of an fp32 file, of the file's family: a state_dict's (strict key and shape check),
+    or an lc0 file's, wrapped for the 16-plane interface (:class:`Lc0As16Plane`)."""
+    if weights.family == LC0_FAMILY:
+        if not isinstance(weights.module, Lc0As16Plane):
+            raise ModelFileError(weights.path, f"is a {weights.kind} lc0 file; its .pb.gz network was expected")
+        return weights.module
     if weights.state_dict is None or weights.kind != "fp32":
         raise ModelFileError(weights.path, f"is a {weights.kind} file; an fp32 state_dict was expected")
     net: AlphaZeroNet | SEResNet

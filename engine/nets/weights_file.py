@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..encoding import NUM_PLANES
 from ..errors import ModelFileError
 from ..interface import DEFAULT_FAMILY, FAMILIES, ModelInfo
+
+#: Families a model file's metadata may name: those trained here and lc0 networks (int8 files made from
+#: lc0's ``.pb.gz`` files).
+FILE_FAMILIES = (*FAMILIES, "lc0")
 
 EXPECTED = ("an azengine model (pytorch-alpha-zero AlphaZeroNet or azengine seresnet: .pt state_dict, "
             "TorchScript archive or .onnx file)")
@@ -36,10 +41,15 @@ class WeightsFile:
 
 def family_of_metadata(path: Path, metadata: dict[str, Any]) -> str:
     """The family a file's metadata names (``alphazero`` when it names none); :class:`ModelFileError` for
-    one that is not known."""
+    one that is not known, or an lc0 network whose file does not take azengine's 16 planes (its metadata's
+    ``input_planes``)."""
     family = metadata.get("family", DEFAULT_FAMILY)
-    if family not in FAMILIES:
-        raise ModelFileError(path, f"metadata names network family {family!r}, expected one of {', '.join(FAMILIES)}")
+    if family not in FILE_FAMILIES:
+        raise ModelFileError(path, f"metadata names network family {family!r}, expected one of "
+                                   f"{', '.join(FILE_FAMILIES)}")
+    if family == "lc0" and metadata.get("input_planes") != NUM_PLANES:
+        raise ModelFileError(path, f"an lc0 network whose file takes {metadata.get('input_planes')} input planes; "
+                                   f"this azengine runs lc0 networks wrapped for its {NUM_PLANES} planes")
     return str(family)
 
 

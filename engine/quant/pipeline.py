@@ -14,6 +14,7 @@ import torch
 from ..backends import onnx_backend
 from ..encoding import encode_batch
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.lc0.adapter import Lc0As16Plane, wrapper_metadata
 from ..nets.seresnet import SEResNet
 from . import onnx_int8, torch_int8
 from .bias_correction import BiasCorrection
@@ -49,12 +50,13 @@ class Quantized:
     notes: list[str] = field(default_factory=list)
 
 
-def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess.Board],
+def quantize(net: AlphaZeroNet | SEResNet | Lc0As16Plane, recipe: Recipe, positions: list[chess.Board],
              source: dict[str, Any] | None = None,
              progress: Progress | None = None) -> Quantized:
     """Convert ``net`` as ``recipe`` says, calibrating static kinds on ``positions`` (encoded as at inference).
 
-    Either network family (the metadata's ``family`` says which; its ``int8_layers`` what is int8).
+    Any network family (the metadata's ``family`` says which; its ``int8_layers`` what is int8); an lc0
+    network comes wrapped for the 16-plane interface (:class:`Lc0As16Plane`), and its metadata says so.
     ``source`` goes into the metadata as it is (e.g. the fp32 file's name and where the positions came from).
     """
     recipe.check()
@@ -64,6 +66,8 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
                                 **(source or {})}
     if isinstance(net, SEResNet):
         metadata["se_channels"] = net.se_channels
+    if isinstance(net, Lc0As16Plane):
+        metadata.update(wrapper_metadata(net))
     if recipe.calibrated:
         if not positions:
             raise ValueError("static quantization needs at least one calibration position")
@@ -86,7 +90,7 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
             net = equalize_stream(net, [encode_batch(positions)])
         model = onnx_int8.export_fp32(torch_int8.fold_batchnorm(net), net.family)
         if recipe.kind == "onnx-int8":
-            model = onnx_int8.quantize_int8(model, _batches(positions, progress),
+            model = onnx_int8.quantize_int8(model, _batches(positions, progress), family=net.family,
                                             bias_correction=recipe.bias_correction,
                                             layer_progress=progress.stage("correcting biases"),
                                             on_correction=corrections.append)

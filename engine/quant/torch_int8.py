@@ -23,6 +23,8 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..nets.alphazero import INPUT_PLANES, AlphaZeroNet
+from ..nets.lc0.adapter import FAMILY as LC0_FAMILY
+from ..nets.lc0.adapter import Lc0As16Plane
 from ..nets.seresnet import SEResNet
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
 from .equalization import equalize_stream
@@ -35,7 +37,7 @@ DEFAULT_QENGINE = "onednn"
 ARCHIVE_FORMAT_VERSION = 1
 
 
-Network = AlphaZeroNet | SEResNet
+Network = AlphaZeroNet | SEResNet | Lc0As16Plane
 
 
 def batchnorm_pairs(net: nn.Module) -> list[list[str]]:
@@ -55,10 +57,14 @@ def batchnorm_pairs(net: nn.Module) -> list[list[str]]:
 
 
 def fold_batchnorm(net: Network) -> nn.Module:
-    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it."""
+    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it (an lc0
+    network has none left: its file's reader folded them)."""
     folded = copy.deepcopy(net).eval()
+    pairs = batchnorm_pairs(folded)
+    if not pairs:
+        return folded
     with quiet():
-        return fuse_modules(folded, batchnorm_pairs(folded), inplace=False)
+        return fuse_modules(folded, pairs, inplace=False)
 
 
 def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
@@ -86,6 +92,13 @@ DYNAMIC_MODULES = ("policyHead.fc1",)
 #: and the softmax (the W/D/L probabilities in fp32).
 SERESNET_INPUT = "input"
 SERESNET_FP32_MODULES = ("policy.conv2", "value.fc2", "softmax")
+#: The ``lc0`` family (:class:`engine.nets.lc0.adapter.Lc0As16Plane`): only the wrapped network ``net`` is
+#: quantized (the 16 -> 112 plane build, the 1858 -> 4608 policy gather and the WDL softmax around it stay
+#: fp32); inside it, its input convolution (with ``fp32_input_conv``) and, as for ``seresnet``, the
+#: convolution that makes the policy logits and the WDL logits' Linear stay fp32.
+LC0_NET = "net"
+LC0_INPUT = "net.input"
+LC0_FP32_MODULES = ("net.policy", "net.value_fc2")
 
 
 #: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
@@ -104,7 +117,14 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool
     """
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
-    mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
+    qconfig = QConfig(activation=activation, weight=mapping.global_qconfig.weight)
+    mapping.set_global(qconfig)
+    if family == LC0_FAMILY:
+        mapping.set_global(None)
+        mapping.set_module_name(LC0_NET, qconfig)
+        for name in (*LC0_FP32_MODULES, *((LC0_INPUT,) if fp32_input_conv else ())):
+            mapping.set_module_name(name, None)
+        return mapping
     if family == SEResNet.family:
         if fp32_input_conv:
             mapping.set_module_name(SERESNET_INPUT, None)

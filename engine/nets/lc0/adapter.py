@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...encoding import POLICY_SIZE, TO_SQUARE_OF_INDEX, encode_position
+from ...encoding import NUM_PLANES, POLICY_SIZE, TO_SQUARE_OF_INDEX, encode_position
 from .encoding import HISTORY, PLANES_PER_BOARD
 from .network import Lc0Net, build_lc0_net
 from .policy import INDEX_OF, NUM_MOVES
@@ -39,6 +39,8 @@ _THEIRS = [1, 7, 5, 3, 9, 11]
 _CASTLING = [14, 12, 15, 13]  # lc0's 104-107: our O-O-O, our O-O, their O-O-O, their O-O
 _OUR_PAWNS, _OUR_KING = 0, 10
 NO_MOVE = NUM_MOVES  # the index of the extra zero logit
+#: The family name of lc0 networks in model files' metadata and :class:`engine.interface.ModelInfo`.
+FAMILY = "lc0"
 
 
 def _policy_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,13 +61,19 @@ def _policy_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class Lc0As16Plane(nn.Module):
-    """Wraps an :class:`Lc0Net`: planes ``(B, 16, 8, 8)`` -> (logits ``(B, 4608)``, value ``(B,)``)."""
+    """Wraps an :class:`Lc0Net`: planes ``(B, 16, 8, 8)`` -> (logits ``(B, 4608)``, WDL ``(B, 3)``).
+
+    ``net`` is the part int8 conversions quantize (:mod:`engine.quant`); the plane build before it and the
+    policy gather and WDL softmax after it stay fp32 / integer operations.
+    """
+
+    family = FAMILY
 
     def __init__(self, net: Lc0Net) -> None:
         super().__init__()
         self.net = net
-        self.blocks = net.blocks_count
-        self.filters = net.filters
+        self.blocks = self.num_blocks = net.blocks_count
+        self.filters = self.num_filters = net.filters
         plain, queen, castle = _policy_tables()
         self.register_buffer("plain", torch.from_numpy(plain), persistent=False)
         self.register_buffer("queen", torch.from_numpy(queen), persistent=False)
@@ -109,7 +117,16 @@ def load_lc0_as_16_plane(path: str | Path) -> tuple[Lc0As16Plane, dict[str, Any]
     """Read an lc0 file into an eval-mode :class:`Lc0As16Plane` and the metadata to show for it."""
     weights = read_lc0(path)
     module = Lc0As16Plane(build_lc0_net(weights)).eval()
-    metadata = {"family": "lc0", **weights.formats, "se": weights.has_se,
+    metadata = {"family": FAMILY, **weights.formats, "se": weights.has_se,
                 "description": f"lc0 network, {len(weights.blocks)}x{weights.filters}"
                                f"{' SE' if weights.has_se else ''}, 112 planes filled from 16 (no history)"}
     return module, metadata
+
+
+def wrapper_metadata(module: Lc0As16Plane) -> dict[str, Any]:
+    """What an int8 file of ``module`` says of the network in its metadata, beside kind and sizes: the
+    input it takes (``input_planes``: azengine's 16 planes, lc0's 112 built from them inside the file's
+    graph) and its squeeze-excitation width (0: none)."""
+    se = module.net.tower[0].se if len(module.net.tower) else None
+    return {"input_planes": NUM_PLANES, "lc0_input": "112 planes filled from 16 (no history)",
+            "se_channels": se.fc1.out_features if se is not None else 0}
