@@ -117,16 +117,14 @@ def load_lc0_as_16_plane(path: str | Path) -> tuple[Lc0As16Plane, dict[str, Any]
     """Read an lc0 file into an eval-mode :class:`Lc0As16Plane` and the metadata to show for it."""
     weights = read_lc0(path)
     module = Lc0As16Plane(build_lc0_net(weights)).eval()
-    metadata = {"family": FAMILY, **weights.formats, "se": weights.has_se,
-                "description": f"lc0 network, {len(weights.blocks)}x{weights.filters}"
-                               f"{' SE' if weights.has_se else ''}, 112 planes filled from 16 (no history)"}
-    return module, metadata
+    return module, {"family": FAMILY, **weights.formats, **wrapper_metadata(module)}
 
 
 def wrapper_metadata(module: Lc0As16Plane) -> dict[str, Any]:
-    """What an int8 file of ``module`` says of the network in its metadata, beside kind and sizes: the
-    input it takes (``input_planes``: azengine's 16 planes, lc0's 112 built from them inside the file's
-    graph) and its squeeze-excitation width (0: none)."""
+    """What a file made of ``module`` (an int8 or ONNX file) says of the network in its metadata beside kind
+    and sizes: the input it takes (``input_planes``: azengine's 16 planes, lc0's 112 built from them inside
+    the file's graph), its squeeze-excitation width (0: none) and a description."""
     se = module.net.tower[0].se if len(module.net.tower) else None
-    return {"input_planes": NUM_PLANES, "lc0_input": "112 planes filled from 16 (no history)",
-            "se_channels": se.fc1.out_features if se is not None else 0}
+    return {"input_planes": NUM_PLANES, "se_channels": se.fc1.out_features if se is not None else 0,
+            "description": f"lc0 network, {module.blocks}x{module.filters}{' SE' if se is not None else ''}, "
+                           f"112 planes filled from 16 (no history)"}

@@ -1,0 +1,114 @@
+"""lc0 networks under the int8 backends: ``azengine quantize`` on Maia-1100 (static TorchScript, ONNX),
+the files loading and playing over UCI with every int8 backend, and what is still refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import chess
+import chess.engine
+import pytest
+
+from engine import encode_batch
+from engine.errors import ModelFileError
+from engine.loader import load_model
+from engine.nets.files import sibling_path
+from engine.quant import compare, heldout_positions
+from tests.lc0_tools import maia_path
+from tests.uci_client import engine_command
+
+MAIA = maia_path("maia-1100")
+CALIBRATION = "64"  # few positions: the tests check the path, not the best accuracy
+
+pytestmark = pytest.mark.skipif(MAIA is None, reason="shared/nets/maia-1100.pb.gz is not here")
+
+
+def _quantize(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*engine_command(), "quantize", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def maia_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Maia-1100 copied into a fresh folder, with its static-int8 and onnx-int8 siblings made by
+    ``azengine quantize`` (default output names) and their JSON reports."""
+    folder = tmp_path_factory.mktemp("maia")
+    model = Path(shutil.copy(MAIA, folder / MAIA.name))  # type: ignore[arg-type]
+    files = {"fp32": model}
+    for kind, extra in (("static-int8", []), ("onnx-int8", ["--format", "onnx"])):
+        report = folder / f"{kind}.json"
+        done = _quantize("--model", str(model), "--type", "static", *extra, "--calibration-size", CALIBRATION,
+                         "--threads", "1", "--json", str(report))
+        assert done.returncode == 0, done.stderr
+        assert "lc0 6x64" in done.stdout and "top-1 move agreement" in done.stdout
+        files[kind] = sibling_path(model, kind)
+        files[f"{kind} report"] = report
+    return files
+
+
+@pytest.mark.parametrize("kind", ["static-int8", "onnx-int8"])
+def test_quantized_file_is_an_lc0_network(maia_files: dict[str, Path], kind: str) -> None:
+    """The written file loads as its kind under ``auto``, names the lc0 family (WDL head, 16-plane wrap) and
+    stays close to fp32 on held-out positions."""
+    path = maia_files[kind]
+    assert path.is_file() and path.suffix == (".onnx" if kind == "onnx-int8" else ".pt")
+    report = json.loads(maia_files[f"{kind} report"].read_text())
+    assert report["family"] == "lc0" and report["type"] == kind and "plane build" in report["int8_layers"]
+    evaluator = load_model(path, "auto", threads=1)
+    assert evaluator.kind == kind
+    info = evaluator.info
+    assert info.family == "lc0" and info.has_wdl and (info.blocks, info.filters) == (6, 64)
+    assert info.metadata["input_planes"] == 16 and info.metadata["calibration_positions"] == int(CALIBRATION)
+    assert "lc0 6x64 SE" in info.describe()
+    boards = heldout_positions(100)
+    accuracy = compare(load_model(maia_files["fp32"], "fp32", threads=1), evaluator, boards)
+    assert accuracy.top1_agreement > 0.75 and accuracy.value_rmse < 0.15, accuracy
+    logits, wdl = evaluator.evaluate_wdl(encode_batch(boards[:4]))  # type: ignore[attr-defined]
+    assert logits.shape == (4, 4608) and wdl.shape == (4, 3)
+
+
+@pytest.mark.parametrize(("weights", "backend", "note"), [
+    ("static-int8", "auto", ""),
+    ("onnx-int8", "auto", ""),
+    ("fp32", "static-int8", "the static-int8 version of"),  # the sibling file
+    ("fp32", "onnx-int8", "the onnx-int8 version of"),
+    ("fp32", "dynamic-int8", "quantized in memory"),  # no sibling: quantized at load
+])
+def test_int8_backends_play_an_lc0_network_over_uci(maia_files: dict[str, Path], weights: str, backend: str,
+                                                     note: str, caplog: pytest.LogCaptureFixture) -> None:
+    """python-chess plays ``go nodes 200`` twice with each int8 backend; the load lines name the network,
+    the backend and where the int8 network came from."""
+    caplog.set_level(logging.DEBUG, logger="chess.engine")  # python-chess logs every line the engine sends
+    engine = chess.engine.SimpleEngine.popen_uci(engine_command(), timeout=60)
+    try:
+        engine.configure({"WeightsFile": str(maia_files[weights]), "Backend": backend, "Threads": 1})
+        board = chess.Board()
+        for _ in range(2):
+            result = engine.play(board, chess.engine.Limit(nodes=200), info=chess.engine.INFO_ALL)
+            assert result.move in board.legal_moves and result.info.get("nodes", 0) >= 200
+            board.push(result.move)
+    finally:
+        engine.quit()
+    loaded = [line for line in caplog.messages if "info string" in line]
+    kind = backend if backend != "auto" else weights
+    assert any("info string loaded " in line for line in loaded), loaded
+    text = " ".join(loaded)
+    assert f"lc0 6x64 SE {kind}" in text and note in text, loaded
+
+
+def test_remaining_refusals(maia_files: dict[str, Path], tmp_path: Path) -> None:
+    """What is still refused, each in one line: quantizing an lc0 int8 file again (exit 2, nothing written),
+    fp32 of an int8-only lc0 file, and a file whose metadata says it takes other than the 16 planes."""
+    output = tmp_path / "again.pt"
+    done = _quantize("--model", str(maia_files["static-int8"]), "--type", "static", "--output", str(output))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "already a static-int8" in done.stderr
+    assert not output.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(ModelFileError, match="static-int8 model and cannot run as fp32"):
+        load_model(maia_files["static-int8"], "fp32")
+    from engine.nets.weights_file import family_of_metadata
+
+    with pytest.raises(ModelFileError, match="takes 112 input planes"):
+        family_of_metadata(tmp_path / "x.onnx", {"family": "lc0", "input_planes": 112})
