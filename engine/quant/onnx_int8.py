@@ -216,7 +216,8 @@ def _fp32_nodes(model: Any, family: str = "alphazero") -> list[str]:
 def _lc0_fp32_nodes(model: Any) -> list[str]:
     """The nodes of a wrapped lc0 network's graph that stay fp32: every node not downstream of the input
     Conv (the first Conv: the plane build, the policy index masks), the input Conv itself, the last Conv
-    that feeds only the policy output and every node after it (the policy gather), and every Softmax."""
+    that feeds only the policy output and every node after it (the policy gather), every Softmax, and each
+    block's squeeze-excitation (as in torch static int8: ``engine.quant.torch_int8.LC0_FP32_MODULES``)."""
     nodes = list(model.graph.node)  # topologically sorted
     consumers: dict[str, list[Any]] = {}
     for node in nodes:
@@ -242,7 +243,41 @@ def _lc0_fp32_nodes(model: Any) -> list[str]:
                        if policy_output in (after := downstream(conv)) and value_output not in after)
     excluded = {node.name for node in nodes if node.name not in body} | downstream(policy_conv) | {convs[0].name}
     excluded |= {node.name for node in nodes if node.op_type == "Softmax"}
+    excluded |= _squeeze_excitation_nodes(nodes, body)
     return [node.name for node in nodes if node.name in excluded]
+
+
+#: Where a walk back from a squeeze-excitation's multiply stops: the block's convolution (its input, not
+#: part of the SE) and the pooling that starts the SE (included).
+_SE_POOLS = ("GlobalAveragePool", "ReduceMean", "AveragePool")
+
+
+def _squeeze_excitation_nodes(nodes: list[Any], body: set[str]) -> set[str]:
+    """The nodes of every squeeze-excitation in an lc0 network's graph: each Mul of the network's body, the
+    Add that takes its output (the SE's bias), and what feeds them back to the pooling, not the Conv."""
+    producers = {output: node for node in nodes for output in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found: set[str] = set()
+
+    def walk_back(start: Any) -> None:
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node.name in found or node.op_type == "Conv" or node.name not in body:
+                continue
+            found.add(node.name)
+            if node.op_type not in _SE_POOLS:
+                stack.extend(producers[name] for name in node.input if name in producers)
+
+    for mul in (node for node in nodes if node.op_type == "Mul" and node.name in body):
+        walk_back(mul)
+        for add in consumers.get(mul.output[0], []):
+            if add.op_type == "Add":
+                walk_back(add)
+    return found
 
 
 def model_bytes(model: Any, metadata: dict[str, Any]) -> bytes:

@@ -42,15 +42,15 @@ LC0_LAYERS = {
                     "their inputs quantized per batch at run time; fp32: all convolutions, the 16 -> 112 plane "
                     "build, the 1858 -> 4608 policy gather and the WDL softmax",
     "static-int8": "int8: every convolution but the policy's last (ReLU fused; with fp32_input_conv also not the "
-                   "input one), the skip additions, the squeeze-excitation (pool, Linear layers, multiply, add), "
-                   "value_fc1 and the activations between them; fp32: the 16 -> 112 plane build, the policy's last "
-                   "3x3 convolution (the logits) and its gather onto the 4608 index, value_fc2 (the WDL logits) and "
-                   "the softmax",
+                   "input one), the skip additions, value_fc1 and the activations between them; fp32: the 16 -> 112 "
+                   "plane build, each block's squeeze-excitation (pool, Linear layers, sigmoid, multiply, add), the "
+                   "policy's last 3x3 convolution (the logits) and its gather onto the 4608 index, value_fc2 (the WDL "
+                   "logits) and the softmax",
     "onnx-fp32": "none: every layer fp32",
     "onnx-int8": "int8 (QDQ): every convolution but the input one and the policy's last, the skip additions, the "
-                 "squeeze-excitation, the Linear layers and the activations between them; fp32: the 16 -> 112 plane "
-                 "build, the input and policy's last convolutions, the policy gather, the Linear layers' outputs, "
-                 "the WDL softmax and the two outputs",
+                 "value head's Linear layers and the activations between them; fp32: the 16 -> 112 plane build, the "
+                 "input and policy's last convolutions, each block's squeeze-excitation, the policy gather, the "
+                 "Linear layers' outputs, the WDL softmax and the two outputs",
 }
 LAYERS_OF_FAMILY = {"alphazero": LAYERS, "seresnet": SERESNET_LAYERS, "lc0": LC0_LAYERS}
 #: Kinds calibrated on positions (the others need none).

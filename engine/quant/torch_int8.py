@@ -94,11 +94,20 @@ SERESNET_INPUT = "input"
 SERESNET_FP32_MODULES = ("policy.conv2", "value.fc2", "softmax")
 #: The ``lc0`` family (:class:`engine.nets.lc0.adapter.Lc0As16Plane`): only the wrapped network ``net`` is
 #: quantized (the 16 -> 112 plane build, the 1858 -> 4608 policy gather and the WDL softmax around it stay
-#: fp32); inside it, its input convolution (with ``fp32_input_conv``) and, as for ``seresnet``, the
-#: convolution that makes the policy logits and the WDL logits' Linear stay fp32.
+#: fp32); inside it, its input convolution (with ``fp32_input_conv``), as for ``seresnet`` the convolution
+#: that makes the policy logits and the WDL logits' Linear, and every block's squeeze-excitation stay fp32.
+#: The SE's int8 multiply and add (``sigmoid(g) * y + b``: two more roundings of the residual stream per
+#: block) moved Maia's value twice as far from fp32 as everything else together (docs/LC0.md).
 LC0_NET = "net"
 LC0_INPUT = "net.input"
 LC0_FP32_MODULES = ("net.policy", "net.value_fc2")
+
+
+def lc0_fp32_modules(net: nn.Module) -> tuple[str, ...]:
+    """The modules of a wrapped lc0 network that static int8 keeps fp32: :data:`LC0_FP32_MODULES` and the
+    squeeze-excitation of every block that has one."""
+    tower = net.get_submodule(f"{LC0_NET}.tower")
+    return (*LC0_FP32_MODULES, *(f"{LC0_NET}.tower.{i}.se" for i, block in enumerate(tower) if block.se is not None))
 
 
 #: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
@@ -106,14 +115,15 @@ WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
 def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False,
-                           family: str = "alphazero") -> Any:
+                           family: str = "alphazero", fp32_modules: tuple[str, ...] = LC0_FP32_MODULES) -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
     Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
     uint8 with min/max observers; the default histogram observers clip the rare large activations the
     value head depends on. fbgemm and x86 keep
     their 7-bit activation range (``reduce_range``), which guards their kernels against overflow on CPUs
-    without VNNI; on onednn the full range measured more accurate.
+    without VNNI; on onednn the full range measured more accurate. ``fp32_modules``: the modules of an
+    ``lc0`` network kept fp32 (:func:`lc0_fp32_modules`).
     """
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
@@ -122,7 +132,7 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool
     if family == LC0_FAMILY:
         mapping.set_global(None)
         mapping.set_module_name(LC0_NET, qconfig)
-        for name in (*LC0_FP32_MODULES, *((LC0_INPUT,) if fp32_input_conv else ())):
+        for name in (*fp32_modules, *((LC0_INPUT,) if fp32_input_conv else ())):
             mapping.set_module_name(name, None)
         return mapping
     if family == SEResNet.family:
@@ -179,7 +189,8 @@ def quantize_static(
         net = equalize_stream(net, batches)
     example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
     with quiet():
-        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family)
+        extra = {"fp32_modules": lc0_fp32_modules(net)} if net.family == LC0_FAMILY else {}
+        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family, **extra)
         prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, example)
         with torch.inference_mode():
             for planes in batches:
