@@ -112,3 +112,15 @@ def test_remaining_refusals(maia_files: dict[str, Path], tmp_path: Path) -> None
 
     with pytest.raises(ModelFileError, match="takes 112 input planes"):
         family_of_metadata(tmp_path / "x.onnx", {"family": "lc0", "input_planes": 112})
+
+
+@pytest.mark.parametrize("backend", ["static-int8", "onnx-int8"])
+def test_int8_backend_of_a_pb_gz_without_siblings_quantizes_in_memory(backend: str) -> None:
+    """An int8 backend asked of a ``.pb.gz`` with no int8 file beside it (shared/nets has none): quantized at
+    load time on the built-in positions, said in the notes, close to fp32."""
+    assert not sibling_path(MAIA, backend).exists()  # type: ignore[arg-type]
+    evaluator = load_model(MAIA, backend, threads=1)  # type: ignore[arg-type]
+    assert evaluator.kind == backend and evaluator.info.family == "lc0"
+    assert any("quantized in memory" in note for note in evaluator.info.notes), evaluator.info.notes
+    accuracy = compare(load_model(MAIA, "fp32", threads=1), evaluator, heldout_positions(100))  # type: ignore[arg-type]
+    assert accuracy.top1_agreement > 0.75 and accuracy.value_rmse < 0.15, accuracy
