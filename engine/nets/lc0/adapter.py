@@ -76,8 +76,15 @@ class Lc0As16Plane(nn.Module):
         self.filters = self.num_filters = net.filters
         plain, queen, castle = _policy_tables()
         self.register_buffer("plain", torch.from_numpy(plain), persistent=False)
-        self.register_buffer("queen", torch.from_numpy(queen), persistent=False)
-        self.register_buffer("castle", torch.from_numpy(castle), persistent=False)
+        # the few indices whose lc0 move depends on the piece on the from-square: pawn moves to the 8th rank
+        # (on rank 7's files) and the king's two-square steps from e1
+        promotion = np.flatnonzero(queen != plain)
+        castling = np.flatnonzero(castle != plain)
+        for name, values in (("promotion_columns", promotion), ("promotion_files", promotion % 8),
+                             ("promotion_plain", plain[promotion]), ("promotion_queen", queen[promotion]),
+                             ("castling_columns", castling), ("castling_plain", plain[castling]),
+                             ("castling_king", castle[castling])):
+            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(values)), persistent=False)
         start = torch.from_numpy(encode_position(chess.Board()))
         self.register_buffer("start", start, persistent=False)
         self.register_buffer("piece_order", torch.tensor(_OURS + _THEIRS), persistent=False)
@@ -104,12 +111,13 @@ class Lc0As16Plane(nn.Module):
         policy, wdl = self.net(self.lc0_planes(planes))
         batch = planes.shape[0]
         policy = torch.cat([policy, policy.new_zeros(batch, 1)], dim=1)
-        repeats = POLICY_SIZE // 64
-        pawn = planes[:, _OUR_PAWNS].flatten(1).repeat(1, repeats) > 0.5
-        king = planes[:, _OUR_KING].flatten(1).repeat(1, repeats) > 0.5
-        index = torch.where(pawn, self.queen, self.plain)
-        index = torch.where(king, self.castle, index)
-        logits = torch.gather(policy, 1, index)
+        logits = policy.index_select(1, self.plain)
+        pawn = planes[:, _OUR_PAWNS, 6].index_select(1, self.promotion_files) > 0.5  # (B, promotion columns)
+        promotion = torch.gather(policy, 1, torch.where(pawn, self.promotion_queen, self.promotion_plain))
+        king = planes[:, _OUR_KING, 0, chess.E1:chess.E1 + 1] > 0.5  # (B, 1)
+        castling = torch.gather(policy, 1, torch.where(king, self.castling_king, self.castling_plain))
+        logits = logits.scatter(1, self.promotion_columns.expand(batch, -1), promotion)
+        logits = logits.scatter(1, self.castling_columns.expand(batch, -1), castling)
         return logits, torch.softmax(wdl, dim=1)
 
 
