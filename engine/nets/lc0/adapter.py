@@ -116,8 +116,8 @@ class Lc0As16Plane(nn.Module):
         promotion = torch.gather(policy, 1, torch.where(pawn, self.promotion_queen, self.promotion_plain))
         king = planes[:, _OUR_KING, 0, chess.E1:chess.E1 + 1] > 0.5  # (B, 1)
         castling = torch.gather(policy, 1, torch.where(king, self.castling_king, self.castling_plain))
-        logits = logits.scatter(1, self.promotion_columns.expand(batch, -1), promotion)
-        logits = logits.scatter(1, self.castling_columns.expand(batch, -1), castling)
+        logits = logits.scatter(1, self.promotion_columns.expand_as(promotion), promotion)
+        logits = logits.scatter(1, self.castling_columns.expand_as(castling), castling)
         return logits, torch.softmax(wdl, dim=1)
 
 
