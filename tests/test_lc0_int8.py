@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import chess
@@ -124,3 +125,14 @@ def test_int8_backend_of_a_pb_gz_without_siblings_quantizes_in_memory(backend: s
     assert any("quantized in memory" in note for note in evaluator.info.notes), evaluator.info.notes
     accuracy = compare(load_model(MAIA, "fp32", threads=1), evaluator, heldout_positions(100))  # type: ignore[arg-type]
     assert accuracy.top1_agreement > 0.75 and accuracy.value_rmse < 0.15, accuracy
+
+
+def test_onnx_int8_file_loads_without_torch(maia_files: dict[str, Path]) -> None:
+    """The onnx-int8 file of an lc0 network loads (and evaluates) without importing torch, as ours do."""
+    code = ("import sys; from engine import encode_batch; from engine.loader import load_model; import chess; "
+            f"ev = load_model({str(maia_files['onnx-int8'])!r}, 'auto', 1); "
+            "ev.evaluate(encode_batch([chess.Board()])); "
+            "print(ev.kind, ev.info.family, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["onnx-int8", "lc0", "False"]
