@@ -82,8 +82,6 @@ def _onnx_in_memory(net: AlphaZeroNet | SEResNet | Lc0As16Plane, backend: str, i
                                         family=net.family)
         info.notes.append(f"onnx-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
                           f"run 'azengine quantize --format onnx --type static' to save it")
-    elif isinstance(net, Lc0As16Plane):
-        info.notes.append("exported to ONNX in memory")
     else:
         info.notes.append("exported to ONNX in memory; run 'azengine quantize --format onnx --type fp32' to save it")
     data = onnx_int8.model_bytes(model, {"kind": backend, "family": net.family, "blocks": info.blocks,
