@@ -6,16 +6,20 @@ import chess
 import numpy as np
 
 from .encoding import move_to_index
+from .interface import AZ_INPUT, LC0_INPUT
+from .nets.lc0.policy import move_to_lc0_index
 
 #: Underpromotions share the queen promotion's policy index. Each gets the queen's logit minus this
 #: value, i.e. exp(-3) ~ 5% of the queen promotion's weight, so they stay searchable but rare.
 UNDERPROMOTION_LOGIT_PENALTY = 3.0
 
 
-def legal_move_indices(board: chess.Board) -> tuple[list[chess.Move], np.ndarray]:
-    """The legal moves of ``board`` and their policy indices (int64 array, same order)."""
+def legal_move_indices(board: chess.Board, input_format: str = AZ_INPUT) -> tuple[list[chess.Move], np.ndarray]:
+    """The legal moves of ``board`` and their policy indices (int64 array, same order): azengine's 4608
+    index, or for ``LC0_INPUT`` lc0's 1858 (where each underpromotion has its own)."""
     moves = list(board.legal_moves)
-    indices = np.fromiter((move_to_index(board, m) for m in moves), dtype=np.int64, count=len(moves))
+    index_of = move_to_lc0_index if input_format == LC0_INPUT else move_to_index
+    indices = np.fromiter((index_of(board, m) for m in moves), dtype=np.int64, count=len(moves))
     return moves, indices
 
 

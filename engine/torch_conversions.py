@@ -7,8 +7,9 @@ from torch import nn
 from .backends import onnx_backend
 from .backends.torch_backend import TorchEvaluator, set_torch_threads
 from .errors import ModelFileError
-from .interface import Evaluator, ModelInfo
+from .interface import PLANES_OF_INPUT, Evaluator, ModelInfo
 from .nets.alphazero import AlphaZeroNet
+from .nets.lc0.adapter import Lc0Evaluation
 from .nets.seresnet import SEResNet
 from .nets.torch_files import build_network, summary
 from .nets.weights_file import WeightsFile
@@ -16,7 +17,7 @@ from .quant import onnx_int8, torch_int8
 from .quant.calibration import builtin_calibration_planes
 
 
-def fp32_module(net: AlphaZeroNet | SEResNet) -> nn.Module:
+def fp32_module(net: AlphaZeroNet | SEResNet | Lc0Evaluation) -> nn.Module:
     """The fastest fp32 form: BatchNorm folded into the convolutions, run eagerly (docs/PERFORMANCE.md)."""
     return torch_int8.fold_batchnorm(net)
 
@@ -31,24 +32,24 @@ def int8_evaluator(weights: WeightsFile, threads: int | None) -> Evaluator:
 def converted_evaluator(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
     """An fp32 file run as ``backend``: fp32 as it is, any other kind converted in memory now."""
     set_torch_threads(threads)
-    if weights.metadata and weights.metadata.get("family") == "lc0":
-        return _lc0_evaluator(weights, backend, threads)
     net = build_network(weights)
     info = weights.info(backend)
     if backend in onnx_backend.ONNX_KINDS:
         return _onnx_in_memory(net, backend, info, threads)
     if backend == "fp32":
-        module = fp32_module(net)
+        module = net if isinstance(net, Lc0Evaluation) else fp32_module(net)
     elif backend == "dynamic-int8":
-        module = torch_int8.to_torchscript(torch_int8.quantize_dynamic_linear(torch_int8.fold_batchnorm(net)))
+        module = torch_int8.to_torchscript(torch_int8.quantize_dynamic_linear(torch_int8.fold_batchnorm(net)),
+                                           PLANES_OF_INPUT[info.input_format])
         info.notes.append("dynamic-int8 quantized in memory (Linear layers int8, convolutions fp32)")
-        if isinstance(net, SEResNet):
-            info.notes.append("the seresnet family's policy head has no Linear layer: only its squeeze-excitation "
-                              "and value Linear layers are int8")
+        if isinstance(net, SEResNet | Lc0Evaluation):
+            info.notes.append(f"the {net.family} family's policy head has no Linear layer: only its "
+                              f"squeeze-excitation and value Linear layers are int8")
     else:
-        planes = builtin_calibration_planes()
+        planes = builtin_calibration_planes(info.input_format)
         # weights rounded to nearest: GPTQ would make a large network's load take minutes
-        module = torch_int8.to_torchscript(torch_int8.quantize_static(net, [planes], weight_rounding="nearest"))
+        module = torch_int8.to_torchscript(torch_int8.quantize_static(net, [planes], weight_rounding="nearest"),
+                                           planes.shape[1])
         info.notes.append(f"static-int8 quantized in memory, calibrated on {len(planes)} built-in positions, "
                           f"weights rounded to nearest; 'azengine quantize' saves a more accurate file (GPTQ)")
     return TorchEvaluator(module, backend, info, threads)
@@ -73,12 +74,14 @@ def _dynamic_state_dict_module(weights: WeightsFile) -> nn.Module:
     return module.eval()
 
 
-def _onnx_in_memory(net: AlphaZeroNet | SEResNet, backend: str, info: ModelInfo, threads: int | None) -> Evaluator:
+def _onnx_in_memory(net: AlphaZeroNet | SEResNet | Lc0Evaluation, backend: str, info: ModelInfo,
+                    threads: int | None) -> Evaluator:
     """An ONNX evaluator of an fp32 network, exported (and for int8, quantized) now."""
     model = onnx_int8.export_fp32(fp32_module(net), net.family)
     if backend == "onnx-int8":
-        planes = builtin_calibration_planes()
-        model = onnx_int8.quantize_int8(model, [planes[i:i + 64] for i in range(0, len(planes), 64)])
+        planes = builtin_calibration_planes(info.input_format)
+        model = onnx_int8.quantize_int8(model, [planes[i:i + 64] for i in range(0, len(planes), 64)],
+                                        family=net.family)
         info.notes.append(f"onnx-int8 quantized in memory, calibrated on {len(planes)} built-in positions; "
                           f"run 'azengine quantize --format onnx --type static' to save it")
     else:
@@ -87,16 +90,3 @@ def _onnx_in_memory(net: AlphaZeroNet | SEResNet, backend: str, info: ModelInfo,
                                          "filters": info.filters})
     return onnx_backend.OnnxEvaluator(data, backend, info, threads)
 
-
-def _lc0_evaluator(weights: WeightsFile, backend: str, threads: int | None) -> Evaluator:
-    """An lc0 network (its module read from the .pb.gz file) as fp32 or onnx-fp32; int8 is not offered yet."""
-    info = weights.info(backend)
-    if backend == "fp32":
-        return TorchEvaluator(weights.module, backend, info, threads)
-    if backend == "onnx-fp32":
-        model = onnx_int8.export_fp32(weights.module, weights.family)
-        info.notes.append("exported to ONNX in memory")
-        data = onnx_int8.model_bytes(model, {"kind": backend, "family": weights.family, "blocks": info.blocks,
-                                             "filters": info.filters})
-        return onnx_backend.OnnxEvaluator(data, backend, info, threads)
-    raise ModelFileError(weights.path, f"is an lc0 network; it runs as fp32 or onnx-fp32, not yet as {backend}")

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 import engine
 from engine.backends import onnx_backend
-from engine.encoding import encode_batch
 from engine.errors import CommandError
 from engine.files import atomic_write
+from engine.inputs import encode_for
 from engine.nets.files import sibling_path
 from engine.positions import PositionFileError
 from engine.quant import Recipe, compare, heldout_positions, read_positions
@@ -196,7 +196,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "sizes": {k: {"file": str(p), "source": src, "bytes": p.stat().st_size} for k, (p, src) in files.items()},
         }
 
-        planes_all = encode_batch(boards[: max(sizes)] * (max(sizes) // len(boards) + 1))
+        planes_all = encode_for(evaluators["fp32"], boards[: max(sizes)] * (max(sizes) // len(boards) + 1))
         throughput: dict[str, dict[str, dict[str, float]]] = {k: {} for k in evaluators}
         for size in tqdm(sizes, desc="throughput", file=sys.stderr, leave=False):
             timings = _time_interleaved(evaluators, planes_all[:size], args.repeats, args.seconds)
@@ -224,7 +224,7 @@ def _mcts_speed(evaluator: Any, args: argparse.Namespace) -> dict[str, float]:
         seconds += time.perf_counter() - start
         nodes += result.info.nodes
         searcher.close()
-    planes = encode_batch([chess.Board(f) for f in MCTS_FENS] * (args.minibatch // len(MCTS_FENS) + 1))
+    planes = encode_for(evaluator, [chess.Board(f) for f in MCTS_FENS] * (args.minibatch // len(MCTS_FENS) + 1))
     raw = _time_interleaved({"raw": evaluator}, planes[: args.minibatch], args.repeats,
                             args.seconds)["raw"]["positions_per_s"]
     nps = nodes / seconds

@@ -57,9 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``azengine quantize``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
-        "Quantize an fp32 model (pytorch-alpha-zero's AlphaZeroNet or azengine's seresnet state_dict) to int8, "
-        "or export it to ONNX.\n\nLayers, AlphaZeroNet (the seresnet family's are in the report and the file's "
-        "metadata):\n"
+        "Quantize an fp32 model (pytorch-alpha-zero's AlphaZeroNet or azengine's seresnet state_dict, or an lc0 "
+        ".pb.gz network such as Maia) to int8, or export it to ONNX.\n\nLayers, AlphaZeroNet (the seresnet and lc0 "
+        "families' are in the report and the file's metadata):\n"
         f"--format torchscript (default):\n  dynamic: {LAYERS['dynamic-int8']}.\n  static:  {LAYERS['static-int8']}."
         f"\n--format onnx:\n  fp32:    {LAYERS['onnx-fp32']}.\n  static:  {LAYERS['onnx-int8']}.\n\n"
         "Dynamic quantization of the convolutions is not offered: PyTorch has no dynamic int8 convolution "
@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="static torchscript: how int8 weights are rounded (default gptq: each layer's rounding "
                              "errors compensated on calibration positions; nearest: torch's own, faster)")
     parser.add_argument("--output", help="output file (default beside the model: <stem>_<type>_quantized.pt; "
-                        "onnx: <stem>.onnx, <stem>_static_quantized.onnx)")
+                        "onnx: <stem>.onnx, <stem>_static_quantized.onnx; <stem> of an lc0 file: its name without "
+                        ".pb.gz)")
     parser.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
 

@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+from tests.lc0_tools import BUILD_HINT, lc0_binary, maia_path
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"[\d,]+(?:\.\d+)?"
@@ -81,7 +84,6 @@ def test_bench_qengines_quick() -> None:
     assert len(rates) == len(engines) and all(float(rate) > 0 and float(ratio) > 0 for rate, ratio in rates), row
 
 
-
 def test_bench_families_quick() -> None:
     out = run_quick("bench_families")
     assert out.startswith("# azengine network families benchmark")
@@ -112,3 +114,19 @@ def test_bench_defaults_quick() -> None:
         alone, _, _, pair, _, _ = numbers(row)
         assert alone > 0 and pair > 0, row
     assert [r.split()[3] for r in rows(out, r"default / old")] == ["alone:", "pair:"]
+
+
+def test_bench_lc0_quick() -> None:
+    if lc0_binary() is None:
+        pytest.skip(f"lc0 is not built; {BUILD_HINT}")
+    if maia_path("maia-1100") is None:
+        pytest.skip("shared/nets/maia-1100.pb.gz is not here")
+    out = run_quick("bench_lc0")
+    assert out.startswith("# azengine vs lc0 benchmark")
+    table = rows(out, r"maia-1100\s+")
+    kinds = ["fp32", "static-int8"] + (["onnx-int8"] if "onnx-int8" in out else [])
+    assert [(r.split()[1], r.split()[2], r.split()[3]) for r in table] == [
+        ("lc0", "blas", "1"), *(("azengine", kind, "1") for kind in kinds)]
+    for row in table:
+        nps, ratio = numbers(row.split(None, 4)[4])
+        assert nps > 0 and ratio > 0, row

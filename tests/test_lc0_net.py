@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from engine import encode_batch
-from engine.errors import ModelFileError
 from engine.inputs import encode_for
 from engine.interface import LC0_INPUT
 from engine.nets.lc0 import encode_lc0_batch, move_to_lc0_index, read_lc0
@@ -307,14 +306,6 @@ def test_evaluator_takes_lc0_planes(maia):
 
 
 @needs_maia
-def test_int8_is_refused_clearly():
-    from engine.loader import load_model
-
-    with pytest.raises(ModelFileError, match="lc0 network"):
-        load_model(MAIA, backend="static-int8")
-
-
-@needs_maia
 def test_onnx_export_matches_torch(maia):
     pytest.importorskip("onnxruntime")
     from engine.loader import load_model
@@ -341,15 +332,3 @@ def test_azengine_plays_maia_over_uci():
         assert any("lc0 network, 6x64 SE" in s for s in strings), strings
     finally:
         engine.quit()
-
-
-def test_quantize_refuses_an_lc0_network_in_one_line(tmp_path) -> None:
-    """``azengine quantize`` on an lc0 file: exit 2, one line naming the file, no output file."""
-    if MAIA is None:
-        pytest.skip("no Maia network in ../shared/nets")
-    output = tmp_path / "maia_static.pt"
-    done = subprocess.run([*engine_command(), "quantize", "--model", str(MAIA),
-                           "--type", "static", "--output", str(output)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and str(MAIA) in done.stderr and "lc0 network" in done.stderr
-    assert not output.exists() and not list(tmp_path.iterdir())

@@ -14,6 +14,9 @@ from ..errors import BackendUnavailableError, ModelFileError
 from .lc0.weights import looks_like_lc0
 from .weights_file import EXPECTED, WeightsFile, check_file, family_of_metadata
 
+#: How lc0's network files are named; their int8 siblings are ``.pt`` / ``.onnx`` files.
+LC0_SUFFIX = ".pb.gz"
+
 
 def read_onnx_weights(path: Path) -> WeightsFile:
     """An azengine ONNX model file (no torch needed)."""
@@ -24,8 +27,9 @@ def read_onnx_weights(path: Path) -> WeightsFile:
         raise
     except ValueError as exc:
         raise ModelFileError(path, f"{exc}; expected {EXPECTED}") from None
+    family = family_of_metadata(path, metadata)
     return WeightsFile(path, metadata["kind"], int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
-                       onnx_bytes=data, metadata=metadata, family=family_of_metadata(path, metadata))
+                       onnx_bytes=data, metadata=metadata, family=family)
 
 
 def read_weights(path: str | Path) -> WeightsFile:
@@ -53,16 +57,17 @@ def read_weights(path: str | Path) -> WeightsFile:
 
 
 def sibling_path(path: str | Path, kind: str) -> Path:
-    """Where ``azengine quantize`` puts another kind of an fp32 file ``<stem>.pt``.
+    """Where ``azengine quantize`` puts another kind of an fp32 file ``<stem>.pt`` (or lc0's ``<stem>.pb.gz``).
 
     ``<stem>_dynamic_quantized.pt`` and ``<stem>_static_quantized.pt`` (pytorch-alpha-zero's names),
     ``<stem>.onnx`` and ``<stem>_static_quantized.onnx``.
     """
     path = Path(path)
-    name = {"dynamic-int8": f"{path.stem}_dynamic_quantized{path.suffix or '.pt'}",
-            "static-int8": f"{path.stem}_static_quantized{path.suffix or '.pt'}",
-            "onnx-fp32": f"{path.stem}.onnx",
-            "onnx-int8": f"{path.stem}_static_quantized.onnx"}[kind]
+    stem, suffix = path.stem, path.suffix or ".pt"
+    if path.name.lower().endswith(LC0_SUFFIX):
+        stem, suffix = path.name[:-len(LC0_SUFFIX)], ".pt"
+    name = {"dynamic-int8": f"{stem}_dynamic_quantized{suffix}",
+            "static-int8": f"{stem}_static_quantized{suffix}",
+            "onnx-fp32": f"{stem}.onnx",
+            "onnx-int8": f"{stem}_static_quantized.onnx"}[kind]
     return path.with_name(name)
-
-

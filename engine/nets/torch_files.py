@@ -14,9 +14,14 @@ from typing import Any
 import torch
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
+from ..encoding import POLICY_SIZE
 from ..errors import ModelFileError
+from ..interface import AZ_INPUT, INPUT_OF_FAMILY, PLANES_OF_INPUT, WDL_FAMILIES
 from . import seresnet
 from .alphazero import AlphaZeroNet, architecture_of
+from .lc0.adapter import FAMILY as LC0_FAMILY
+from .lc0.adapter import Lc0Evaluation
+from .lc0.policy import NUM_MOVES as LC0_MOVES
 from .seresnet import SEResNet
 from .weights_file import EXPECTED, WeightsFile, family_of_metadata
 
@@ -59,13 +64,15 @@ def _read_archive(path: Path) -> WeightsFile:
             raise ModelFileError(path, str(exc)) from exc
     family = family_of_metadata(path, metadata)
     module.eval()
+    planes = PLANES_OF_INPUT[INPUT_OF_FAMILY.get(family, AZ_INPUT)]
+    moves = LC0_MOVES if family == LC0_FAMILY else POLICY_SIZE
     with torch.inference_mode():  # one probe: an archive of some other module must not pass as a network
-        out = module(torch.zeros(1, 16, 8, 8))
-    second, size = ("wdl", 3) if family == seresnet.FAMILY else ("value", 1)
-    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, 4608)
+        out = module(torch.zeros(1, planes, 8, 8))
+    second, size = ("wdl", 3) if family in WDL_FAMILIES else ("value", 1)
+    if not (isinstance(out, tuple) and len(out) == 2 and tuple(out[0].shape) == (1, moves)
             and out[1].numel() == size):
-        raise ModelFileError(path, f"TorchScript archive does not map planes (1, 16, 8, 8) to (logits (1, 4608), "
-                                   f"{second}) as a {family} network does; expected {EXPECTED}")
+        raise ModelFileError(path, f"TorchScript archive does not map planes (1, {planes}, 8, 8) to (logits "
+                                   f"(1, {moves}), {second}) as a {family} network does; expected {EXPECTED}")
     return WeightsFile(path, kind, int(metadata.get("blocks", 0)), int(metadata.get("filters", 0)),
                        module=module, metadata=metadata, family=family)
 
@@ -133,11 +140,13 @@ def read_torch_weights(path: Path) -> WeightsFile:
     return _read_state_dict(path)
 
 
-def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet:
-    """The fp32 network of an fp32 state_dict file, of the file's family (strict key and shape check)."""
-    if weights.family == "lc0":
-        raise ModelFileError(weights.path, "is an lc0 network: it plays as fp32 or onnx-fp32, and is not yet "
-                                           "converted to int8 or trained here")
+def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet | Lc0Evaluation:
+    """The fp32 network of an fp32 file, of the file's family: a state_dict's (strict key and shape check),
+    or an lc0 file's (:class:`Lc0Evaluation`: lc0's 112 planes in, its 1858 move logits and W/D/L out)."""
+    if weights.family == LC0_FAMILY:
+        if not isinstance(weights.module, Lc0Evaluation):
+            raise ModelFileError(weights.path, f"is a {weights.kind} lc0 file; its .pb.gz network was expected")
+        return weights.module
     if weights.state_dict is None or weights.kind != "fp32":
         raise ModelFileError(weights.path, f"is a {weights.kind} file; an fp32 state_dict was expected")
     net: AlphaZeroNet | SEResNet

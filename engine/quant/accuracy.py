@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 import chess
 import numpy as np
 
-from ..encoding import encode_batch
-from ..interface import Evaluator
+from ..inputs import encode_for
+from ..interface import Evaluator, input_format_of
 from ..priors import legal_move_indices, masked_softmax
 
 
@@ -39,16 +39,20 @@ def evaluate_all(evaluator: Evaluator, planes: np.ndarray, batch: int = 128) -> 
 
 
 def compare(reference: Evaluator, other: Evaluator, boards: list[chess.Board]) -> Accuracy:
-    """Value and policy agreement of ``other`` with ``reference`` on ``boards`` (legal moves only)."""
-    planes = encode_batch(boards)
+    """Value and policy agreement of ``other`` with ``reference`` on ``boards`` (legal moves only), each
+    evaluator given the planes of its ``input_format`` (both must give the same policy index)."""
+    input_format = input_format_of(reference)
+    if input_format_of(other) != input_format:
+        raise ValueError(f"cannot compare a {input_format} evaluator with a {input_format_of(other)} one")
+    planes = encode_for(reference, boards)
     ref_logits, ref_values = evaluate_all(reference, planes)
     oth_logits, oth_values = evaluate_all(other, planes)
     value_err = oth_values.astype(np.float64) - ref_values
     sq_err, kl, same = 0.0, 0.0, 0
     moves_seen = 0
     for i, board in enumerate(boards):
-        _, idx = legal_move_indices(board)
-        idx = np.unique(idx)  # promotions share an index: count it once
+        _, idx = legal_move_indices(board, input_format)
+        idx = np.unique(idx)  # azengine's promotions share an index: count it once
         p = masked_softmax(ref_logits[i], idx, dtype=np.float64)
         q = masked_softmax(oth_logits[i], idx, dtype=np.float64)
         sq_err += float(((p - q) ** 2).sum())

@@ -2,6 +2,8 @@
 
 The built-in files under ``engine/data/`` hold one FEN per line from games that start from ECO
 openings (``eco.pgn``) continued by Stockfish; the calibration and held-out sets come from different games.
+Positions from a PGN file keep the moves before them that lc0's 112 planes read (its history and
+repetitions); FEN positions have none (lc0 fills the history as for a FEN it is given).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import chess
 import numpy as np
 
 from ..bundled import CALIBRATION_FILE, HELDOUT_FILE, data_path
-from ..encoding import encode_batch
+from ..inputs import encode_for_format
+from ..interface import AZ_INPUT
+from ..nets.lc0.encoding import HISTORY
 from ..positions import PositionFileError, is_pgn, iter_pgn_games, read_fens
 
 #: Calibration positions ``azengine quantize`` uses unless told otherwise.
@@ -44,12 +48,14 @@ def read_positions(path: str | Path, limit: int | None = None, seed: int = 0) ->
 
 
 def _pgn_positions(path: Path) -> list[chess.Board]:
+    """Every position of every game, each with the moves lc0's planes read: the last ``HISTORY - 1`` (the
+    history slots) or back to the last capture or pawn move (repetitions), whichever is more."""
     boards = []
     for game in iter_pgn_games(path):
         board = game.board()
         for move in game.mainline_moves():
             board.push(move)
-            boards.append(board.copy(stack=False))
+            boards.append(board.copy(stack=max(HISTORY - 1, board.halfmove_clock)))
     return boards
 
 
@@ -64,11 +70,12 @@ def heldout_positions(size: int | None = None) -> list[chess.Board]:
     return boards[:size] if size else boards
 
 
-@lru_cache(maxsize=1)
-def _builtin_calibration_planes() -> np.ndarray:
-    return encode_batch(read_fens(data_path(CALIBRATION_FILE)))
+@lru_cache(maxsize=2)
+def _builtin_calibration_planes(input_format: str) -> np.ndarray:
+    return encode_for_format(input_format, read_fens(data_path(CALIBRATION_FILE)))
 
 
-def builtin_calibration_planes() -> np.ndarray:
-    """Encoded planes of all the shipped calibration positions (float32, ``(N, 16, 8, 8)``)."""
-    return _builtin_calibration_planes().copy()
+def builtin_calibration_planes(input_format: str = AZ_INPUT) -> np.ndarray:
+    """Encoded planes of all the shipped calibration positions (FENs, no history) in ``input_format``
+    (float32, ``(N, 16, 8, 8)`` for ``AZ_INPUT``, ``(N, 112, 8, 8)`` for ``LC0_INPUT``)."""
+    return _builtin_calibration_planes(input_format).copy()

@@ -19,6 +19,8 @@ positions.)
 The ``seresnet`` family's stream is equalized the same way; its squeeze-excitation reads the stream's
 block output too (its first Linear layer's inputs are divided by ``s_c``) and adds a per-channel bias to
 it (the bias half of its second Linear layer's outputs is multiplied by ``s_c``); the gate is unchanged.
+The ``lc0`` family's network (BatchNorm already folded when the file is read) is rescaled the same way
+through its convolutions' weights and biases.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ import torch
 from torch import nn
 
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.lc0.adapter import Lc0Evaluation
 from ..nets.seresnet import SEResNet
 
-Network = AlphaZeroNet | SEResNet
+Network = AlphaZeroNet | SEResNet | Lc0Evaluation
 
 #: Channels whose largest value is below this share of their tensor's largest are scaled as if they
 #: reached it (a channel that is never positive must not get an unbounded factor).
@@ -42,6 +45,8 @@ SMALLEST_RELATIVE_RANGE = 1e-3
 
 def stream_names(net: Network) -> list[str]:
     """The modules whose outputs form the residual stream: the input block's ReLU and each block's last."""
+    if isinstance(net, Lc0Evaluation):
+        return ["net.input_relu"] + [f"net.tower.{i}.relu2" for i in range(len(net.net.tower))]
     if isinstance(net, SEResNet):
         return ["input.relu1"] + [f"blocks.{i}.relu2" for i in range(len(net.blocks))]
     return ["convBlock1.relu1"] + [f"residualBlocks.{i}.relu2" for i in range(len(net.residualBlocks))]
@@ -95,6 +100,9 @@ def equalize_stream(net: Network, batches: list[np.ndarray]) -> Network:
     if isinstance(result, SEResNet):
         _equalize_seresnet(result, scales)
         return result
+    if isinstance(result, Lc0Evaluation):
+        _equalize_lc0(result, scales)
+        return result
     _scale_outputs(result.convBlock1.bn1, scales)
     for block in result.residualBlocks:
         _divide_inputs(block.conv1, scales)
@@ -117,3 +125,24 @@ def _equalize_seresnet(net: SEResNet, scales: torch.Tensor) -> None:
             block.se.fc2.bias.data[filters:].mul_(scales)
     _divide_inputs(net.policy.conv1, scales)
     _divide_inputs(net.value.conv1, scales)
+
+
+def _scale_conv_outputs(conv: nn.Conv2d, scales: torch.Tensor) -> None:
+    conv.weight.data.mul_(scales[:, None, None, None])
+    conv.bias.data.mul_(scales)
+
+
+def _equalize_lc0(wrapper: Lc0Evaluation, scales: torch.Tensor) -> None:
+    """:func:`equalize_stream`'s rescaling of an ``lc0`` network (convolutions with folded biases), in place."""
+    net = wrapper.net
+    _scale_conv_outputs(net.input, scales)
+    for block in net.tower:
+        _divide_inputs(block.conv1, scales)
+        _scale_conv_outputs(block.conv2, scales)
+        if block.se is not None:
+            block.se.fc1.weight.data.div_(scales[None, :])
+            filters = block.se.filters
+            block.se.fc2.weight.data[filters:].mul_(scales[:, None])
+            block.se.fc2.bias.data[filters:].mul_(scales)
+    _divide_inputs(net.policy1, scales)
+    _divide_inputs(net.value, scales)

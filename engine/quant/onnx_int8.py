@@ -67,7 +67,8 @@ class _Batches:
 
 
 def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], progress: Any = None,
-                  bias_correction: bool = True, layer_progress: Any = None, on_correction: Any = None) -> Any:
+                  bias_correction: bool = True, layer_progress: Any = None, on_correction: Any = None,
+                  family: str = "alphazero") -> Any:
     """Static int8 QDQ ``ModelProto`` of an fp32 ONNX model, activation ranges calibrated on the batches.
 
     Weights: per-channel symmetric int8. Activations: uint8 (int8 activations ran much slower),
@@ -75,7 +76,8 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
     into the quantization ranges); the Gemms' outputs (the policy logits among them), the input Conv
     (see ``engine.quant.torch_int8.INPUT_CONV``), the final Tanh, the
     reshapes and the outputs stay fp32; so do (``seresnet``) the convolution that makes the policy logits
-    and the WDL Softmax. With ``bias_correction`` the int8 layers' biases are then
+    and the WDL Softmax; (``lc0``) the policy's last convolution and the gather of its 1858 moves after it,
+    and each block's squeeze-excitation. With ``bias_correction`` the int8 layers' biases are then
     corrected on the first calibration positions (:func:`correct_bias`; ``on_correction`` gets its
     ``BiasCorrection``).
     """
@@ -91,11 +93,12 @@ def quantize_int8(fp32_model: Any, calibration_batches: Iterable[np.ndarray], pr
             source, prepared, target = (Path(tmp) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
             onnx.save_model(fp32_model, str(source))
             # shape inference and graph optimisation first: faster int8 inference
-            quant_pre_process(str(source), str(prepared))
+            # (lc0 networks: ONNX's own shape inference, not ONNX Runtime's symbolic one)
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=family == "lc0")
             batches = _Batches(calibration_batches, progress, BIAS_CORRECTION_POSITIONS if bias_correction else 0)
             quantization.quantize_static(
                 str(prepared), str(target), batches,
-                nodes_to_exclude=_fp32_nodes(onnx.load_model(str(prepared))),
+                nodes_to_exclude=_fp32_nodes(onnx.load_model(str(prepared)), family),
                 quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                 activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.MinMax,
@@ -194,9 +197,12 @@ def _input_conv(model: Any) -> str:
     return next(node.name for node in model.graph.node if node.op_type == "Conv" and planes in node.input)
 
 
-def _fp32_nodes(model: Any) -> list[str]:
+def _fp32_nodes(model: Any, family: str = "alphazero") -> list[str]:
     """Nodes the int8 conversion leaves fp32: the input Conv, every Softmax (WDL probabilities), and a Conv
-    that makes the policy logits (through reshapes only: the ``seresnet`` family's last policy layer)."""
+    that makes the policy logits (through reshapes only: the ``seresnet`` family's last policy layer);
+    for ``lc0``, :func:`_lc0_fp32_nodes`."""
+    if family == "lc0":
+        return _lc0_fp32_nodes(model)
     producers = {output: node for node in model.graph.node for output in node.output}
     names = [_input_conv(model)] + [node.name for node in model.graph.node if node.op_type == "Softmax"]
     node = producers.get(model.graph.output[0].name)
@@ -205,6 +211,73 @@ def _fp32_nodes(model: Any) -> list[str]:
     if node is not None and node.op_type == "Conv":
         names.append(node.name)
     return names
+
+
+def _lc0_fp32_nodes(model: Any) -> list[str]:
+    """The nodes of an lc0 network's graph that stay fp32: every node not downstream of the input Conv
+    (the first Conv; constants), the input Conv itself, the last Conv
+    that feeds only the policy output and every node after it (the policy gather), every Softmax, and each
+    block's squeeze-excitation (as in torch static int8: ``engine.quant.torch_int8.LC0_FP32_MODULES``)."""
+    nodes = list(model.graph.node)  # topologically sorted
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def downstream(start: Any) -> set[str]:
+        seen, stack = set(), [start]
+        while stack:
+            node = stack.pop()
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            stack.extend(c for output in node.output for c in consumers.get(output, []))
+        return seen
+
+    convs = [node for node in nodes if node.op_type == "Conv"]
+    body = downstream(convs[0])
+    producers = {output: node.name for node in nodes for output in node.output}
+    policy_output = producers[model.graph.output[0].name]
+    value_output = producers[model.graph.output[1].name]
+    policy_conv = next(conv for conv in reversed(convs)
+                       if policy_output in (after := downstream(conv)) and value_output not in after)
+    excluded = {node.name for node in nodes if node.name not in body} | downstream(policy_conv) | {convs[0].name}
+    excluded |= {node.name for node in nodes if node.op_type == "Softmax"}
+    excluded |= _squeeze_excitation_nodes(nodes, body)
+    return [node.name for node in nodes if node.name in excluded]
+
+
+#: Where a walk back from a squeeze-excitation's multiply stops: the block's convolution (its input, not
+#: part of the SE) and the pooling that starts the SE (included).
+_SE_POOLS = ("GlobalAveragePool", "ReduceMean", "AveragePool")
+
+
+def _squeeze_excitation_nodes(nodes: list[Any], body: set[str]) -> set[str]:
+    """The nodes of every squeeze-excitation in an lc0 network's graph: each Mul of the network's body, the
+    Add that takes its output (the SE's bias), and what feeds them back to the pooling, not the Conv."""
+    producers = {output: node for node in nodes for output in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found: set[str] = set()
+
+    def walk_back(start: Any) -> None:
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node.name in found or node.op_type == "Conv" or node.name not in body:
+                continue
+            found.add(node.name)
+            if node.op_type not in _SE_POOLS:
+                stack.extend(producers[name] for name in node.input if name in producers)
+
+    for mul in (node for node in nodes if node.op_type == "Mul" and node.name in body):
+        walk_back(mul)
+        for add in consumers.get(mul.output[0], []):
+            if add.op_type == "Add":
+                walk_back(add)
+    return found
 
 
 def model_bytes(model: Any, metadata: dict[str, Any]) -> bytes:

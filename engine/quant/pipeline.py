@@ -12,8 +12,10 @@ import numpy as np
 import torch
 
 from ..backends import onnx_backend
-from ..encoding import encode_batch
+from ..inputs import encode_for_format
+from ..interface import AZ_INPUT, INPUT_OF_FAMILY
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.lc0.adapter import Lc0Evaluation, evaluation_metadata
 from ..nets.seresnet import SEResNet
 from . import onnx_int8, torch_int8
 from .bias_correction import BiasCorrection
@@ -49,12 +51,14 @@ class Quantized:
     notes: list[str] = field(default_factory=list)
 
 
-def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess.Board],
+def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, positions: list[chess.Board],
              source: dict[str, Any] | None = None,
              progress: Progress | None = None) -> Quantized:
     """Convert ``net`` as ``recipe`` says, calibrating static kinds on ``positions`` (encoded as at inference).
 
-    Either network family (the metadata's ``family`` says which; its ``int8_layers`` what is int8).
+    Any network family (the metadata's ``family`` says which; its ``int8_layers`` what is int8); an lc0
+    network (:class:`Lc0Evaluation`) is calibrated on lc0's 112 planes of each position with its move stack,
+    and its file takes those planes (metadata ``input_planes``).
     ``source`` goes into the metadata as it is (e.g. the fp32 file's name and where the positions came from).
     """
     recipe.check()
@@ -64,6 +68,9 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
                                 **(source or {})}
     if isinstance(net, SEResNet):
         metadata["se_channels"] = net.se_channels
+    if isinstance(net, Lc0Evaluation):
+        metadata.update(evaluation_metadata(net))
+    input_format = INPUT_OF_FAMILY.get(net.family, AZ_INPUT)
     if recipe.calibrated:
         if not positions:
             raise ValueError("static quantization needs at least one calibration position")
@@ -74,7 +81,7 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
         data = torch_int8.archive_bytes(module, metadata)
     elif recipe.kind == "static-int8":
         module = torch_int8.quantize_static(
-            net, _batches(positions, progress), recipe.qengine, fp32_input_conv=recipe.fp32_input_conv,
+            net, _batches(positions, progress, input_format), recipe.qengine, fp32_input_conv=recipe.fp32_input_conv,
             bias_correction=recipe.bias_correction, layer_progress=progress.stage("correcting biases"),
             on_correction=corrections.append, equalize=recipe.equalize, weight_rounding=recipe.weight_rounding,
             rounding_progress=progress.stage("rounding weights (GPTQ)"))
@@ -83,10 +90,10 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
         data = torch_int8.archive_bytes(module, metadata)
     else:
         if recipe.kind == "onnx-int8" and recipe.equalize:
-            net = equalize_stream(net, [encode_batch(positions)])
+            net = equalize_stream(net, [encode_for_format(input_format, positions)])
         model = onnx_int8.export_fp32(torch_int8.fold_batchnorm(net), net.family)
         if recipe.kind == "onnx-int8":
-            model = onnx_int8.quantize_int8(model, _batches(positions, progress),
+            model = onnx_int8.quantize_int8(model, _batches(positions, progress, input_format), family=net.family,
                                             bias_correction=recipe.bias_correction,
                                             layer_progress=progress.stage("correcting biases"),
                                             on_correction=corrections.append)
@@ -97,10 +104,11 @@ def quantize(net: AlphaZeroNet | SEResNet, recipe: Recipe, positions: list[chess
     return Quantized(data, metadata, corrections[0] if corrections else None)
 
 
-def _batches(positions: list[chess.Board], progress: Progress) -> Iterator[np.ndarray]:
-    """``positions`` encoded in batches, reporting each batch's size to ``progress.positions``."""
+def _batches(positions: list[chess.Board], progress: Progress, input_format: str) -> Iterator[np.ndarray]:
+    """``positions`` encoded in ``input_format`` in batches, reporting each batch's size to
+    ``progress.positions``."""
     for start in range(0, len(positions), CALIBRATION_BATCH):
-        batch = encode_batch(positions[start:start + CALIBRATION_BATCH])
+        batch = encode_for_format(input_format, positions[start:start + CALIBRATION_BATCH])
         if progress.positions is not None:
             progress.positions(len(batch))
         yield batch

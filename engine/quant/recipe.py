@@ -35,7 +35,24 @@ SERESNET_LAYERS = {
                  "fp32: the input and policy's last convolutions, the Linear layers' outputs, the WDL softmax and "
                  "the two outputs",
 }
-LAYERS_OF_FAMILY = {"alphazero": LAYERS, "seresnet": SERESNET_LAYERS}
+#: The same for ``lc0`` networks (:class:`engine.nets.lc0.adapter.Lc0Evaluation`: lc0's 112 planes in, its
+#: 1858 move logits and W/D/L out; the WDL softmax after the network is fp32 in every kind).
+LC0_LAYERS = {
+    "dynamic-int8": "int8: Linear layers (squeeze-excitation fc1/fc2, value_fc1, value_fc2; per-channel weights), "
+                    "their inputs quantized per batch at run time; fp32: all convolutions, the gather of the 1858 "
+                    "move logits and the WDL softmax",
+    "static-int8": "int8: every convolution but the policy's last (ReLU fused; with fp32_input_conv also not the "
+                   "input one), the skip additions, value_fc1 and the activations between them; fp32: each block's "
+                   "squeeze-excitation (pool, Linear layers, sigmoid, multiply, add), the policy's last 3x3 "
+                   "convolution (the logits) and the gather of its 1858 moves, value_fc2 (the WDL logits) and the "
+                   "softmax",
+    "onnx-fp32": "none: every layer fp32",
+    "onnx-int8": "int8 (QDQ): every convolution but the input one and the policy's last, the skip additions, the "
+                 "value head's Linear layers and the activations between them; fp32: the input and policy's last "
+                 "convolutions, each block's squeeze-excitation, the gather of the 1858 move logits, the Linear "
+                 "layers' outputs, the WDL softmax and the two outputs",
+}
+LAYERS_OF_FAMILY = {"alphazero": LAYERS, "seresnet": SERESNET_LAYERS, "lc0": LC0_LAYERS}
 #: Kinds calibrated on positions (the others need none).
 CALIBRATED = ("static-int8", "onnx-int8")
 QENGINES = ("x86", "fbgemm", "onednn", "qnnpack")

@@ -23,6 +23,8 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..nets.alphazero import INPUT_PLANES, AlphaZeroNet
+from ..nets.lc0.adapter import FAMILY as LC0_FAMILY
+from ..nets.lc0.adapter import Lc0Evaluation
 from ..nets.seresnet import SEResNet
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
 from .equalization import equalize_stream
@@ -35,7 +37,7 @@ DEFAULT_QENGINE = "onednn"
 ARCHIVE_FORMAT_VERSION = 1
 
 
-Network = AlphaZeroNet | SEResNet
+Network = AlphaZeroNet | SEResNet | Lc0Evaluation
 
 
 def batchnorm_pairs(net: nn.Module) -> list[list[str]]:
@@ -55,10 +57,14 @@ def batchnorm_pairs(net: nn.Module) -> list[list[str]]:
 
 
 def fold_batchnorm(net: Network) -> nn.Module:
-    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it."""
+    """An eval-mode copy of ``net`` with every BatchNorm folded into the convolution before it (an lc0
+    network has none left: its file's reader folded them)."""
     folded = copy.deepcopy(net).eval()
+    pairs = batchnorm_pairs(folded)
+    if not pairs:
+        return folded
     with quiet():
-        return fuse_modules(folded, batchnorm_pairs(folded), inplace=False)
+        return fuse_modules(folded, pairs, inplace=False)
 
 
 def quantize_dynamic_linear(net: nn.Module) -> nn.Module:
@@ -86,6 +92,22 @@ DYNAMIC_MODULES = ("policyHead.fc1",)
 #: and the softmax (the W/D/L probabilities in fp32).
 SERESNET_INPUT = "input"
 SERESNET_FP32_MODULES = ("policy.conv2", "value.fc2", "softmax")
+#: The ``lc0`` family (:class:`engine.nets.lc0.adapter.Lc0Evaluation`): only the wrapped network ``net`` is
+#: quantized (the WDL softmax after it stays fp32); inside it, its input convolution (with
+#: ``fp32_input_conv``), as for ``seresnet`` the convolution that makes the policy logits and the WDL
+#: logits' Linear, and every block's squeeze-excitation stay fp32.
+#: The SE's int8 multiply and add (``sigmoid(g) * y + b``: two more roundings of the residual stream per
+#: block) moved Maia's value twice as far from fp32 as everything else together (docs/LC0.md).
+LC0_NET = "net"
+LC0_INPUT = "net.input"
+LC0_FP32_MODULES = ("net.policy", "net.value_fc2")
+
+
+def lc0_fp32_modules(net: nn.Module) -> tuple[str, ...]:
+    """The modules of a wrapped lc0 network that static int8 keeps fp32: :data:`LC0_FP32_MODULES` and the
+    squeeze-excitation of every block that has one."""
+    tower = net.get_submodule(f"{LC0_NET}.tower")
+    return (*LC0_FP32_MODULES, *(f"{LC0_NET}.tower.{i}.se" for i, block in enumerate(tower) if block.se is not None))
 
 
 #: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
@@ -93,18 +115,26 @@ WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
 def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False,
-                           family: str = "alphazero") -> Any:
+                           family: str = "alphazero", fp32_modules: tuple[str, ...] = LC0_FP32_MODULES) -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
     Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
     uint8 with min/max observers; the default histogram observers clip the rare large activations the
     value head depends on. fbgemm and x86 keep
     their 7-bit activation range (``reduce_range``), which guards their kernels against overflow on CPUs
-    without VNNI; on onednn the full range measured more accurate.
+    without VNNI; on onednn the full range measured more accurate. ``fp32_modules``: the modules of an
+    ``lc0`` network kept fp32 (:func:`lc0_fp32_modules`).
     """
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
-    mapping.set_global(QConfig(activation=activation, weight=mapping.global_qconfig.weight))
+    qconfig = QConfig(activation=activation, weight=mapping.global_qconfig.weight)
+    mapping.set_global(qconfig)
+    if family == LC0_FAMILY:
+        mapping.set_global(None)
+        mapping.set_module_name(LC0_NET, qconfig)
+        for name in (*fp32_modules, *((LC0_INPUT,) if fp32_input_conv else ())):
+            mapping.set_module_name(name, None)
+        return mapping
     if family == SEResNet.family:
         if fp32_input_conv:
             mapping.set_module_name(SERESNET_INPUT, None)
@@ -135,8 +165,8 @@ def quantize_static(
 
     Every convolution (conv+bn+relu fused, per-channel weights), the skip additions and the value head's
     Linear layers run in int8; the policy Linear is dynamic int8; ``fp32_input_conv`` keeps the input
-    convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` encoded exactly as at
-    inference. Then, in order:
+    convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` (an lc0 network's
+    ``(B, 112, 8, 8)``) encoded exactly as at inference. Then, in order:
 
     - with ``equalize``, the residual stream's channels are rescaled on those positions so that each uses
       its tensor's whole int8 range (:func:`engine.quant.equalization.equalize_stream`; exact in fp32);
@@ -157,9 +187,10 @@ def quantize_static(
         raise ValueError("static quantization needs at least one calibration position")
     if equalize:
         net = equalize_stream(net, batches)
-    example = (torch.zeros(1, INPUT_PLANES, 8, 8),)
+    example = (torch.zeros(1, getattr(net, "input_planes", INPUT_PLANES), 8, 8),)
     with quiet():
-        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family)
+        extra = {"fp32_modules": lc0_fp32_modules(net)} if net.family == LC0_FAMILY else {}
+        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family, **extra)
         prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, example)
         with torch.inference_mode():
             for planes in batches:
@@ -184,17 +215,20 @@ def quantize_static(
 GPTQ_POSITIONS = 512
 
 
-def to_torchscript(module: nn.Module) -> torch.jit.ScriptModule:
-    """Trace ``module`` (planes -> (logits, values)) into a traced (not frozen) TorchScript module."""
-    example = torch.zeros(2, INPUT_PLANES, 8, 8)
+def to_torchscript(module: nn.Module, input_planes: int | None = None) -> torch.jit.ScriptModule:
+    """Trace ``module`` (planes ``(B, input_planes, 8, 8)`` -> (logits, values)) into a traced (not frozen)
+    TorchScript module; ``input_planes`` defaults to the module's attribute of that name, else 16."""
+    planes = input_planes if input_planes is not None else getattr(module, "input_planes", INPUT_PLANES)
+    example = torch.zeros(2, planes, 8, 8)
     with quiet(), torch.inference_mode():
         traced = torch.jit.trace(module.eval(), example, check_trace=False)
     return traced
 
 
 def archive_bytes(module: nn.Module, metadata: dict[str, Any]) -> bytes:
-    """Serialise ``module`` as a TorchScript archive with ``metadata`` as its extra JSON file."""
-    scripted = to_torchscript(module)
+    """Serialise ``module`` as a TorchScript archive with ``metadata`` as its extra JSON file (planes per
+    position: the metadata's ``input_planes``, else 16)."""
+    scripted = to_torchscript(module, int(metadata.get("input_planes", INPUT_PLANES)))
     meta = {"format_version": ARCHIVE_FORMAT_VERSION, "torch_version": torch.__version__, **metadata}
     buffer = io.BytesIO()
     with quiet():

@@ -42,17 +42,22 @@ def _linear(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
 
 
 class SqueezeExcitation(nn.Module):
-    """lc0's SE: pooled channels -> FC -> ReLU -> FC to 2C = (scale logits, biases)."""
+    """lc0's SE: pooled channels -> FC -> ReLU -> FC to 2C = (scale logits, biases), applied to the block's
+    output ``y`` as ``sigmoid(scale) * y + bias`` (modules and slices, so that FX graph-mode int8 takes it)."""
 
     def __init__(self, fc1: nn.Linear, fc2: nn.Linear) -> None:
         super().__init__()
+        self.filters = fc2.out_features // 2
+        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1, self.fc2, self.relu = fc1, fc2, nn.ReLU()
+        self.sigmoid = nn.Sigmoid()
 
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale, bias), each ``(B, C, 1, 1)``, for the block output ``y``."""
-        s = self.fc2(self.relu(self.fc1(y.mean(dim=(2, 3)))))
-        scale, bias = s.chunk(2, dim=1)
-        return torch.sigmoid(scale)[:, :, None, None], bias[:, :, None, None]
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` ``(B, C, 8, 8)`` gated and shifted per channel."""
+        s = self.fc2(self.relu(self.fc1(torch.flatten(self.pool(y), 1))))
+        gate = self.sigmoid(s[:, : self.filters]).reshape(-1, self.filters, 1, 1)
+        bias = s[:, self.filters:].reshape(-1, self.filters, 1, 1)
+        return y * gate + bias
 
 
 class ResidualBlock(nn.Module):
@@ -67,8 +72,7 @@ class ResidualBlock(nn.Module):
         """The block's output for input ``x`` ``(B, C, 8, 8)``."""
         y = self.conv2(self.relu1(self.conv1(x)))
         if self.se is not None:
-            scale, bias = self.se(y)
-            y = y * scale + bias
+            y = self.se(y)
         return self.relu2(y + x)
 
 
@@ -98,9 +102,9 @@ class Lc0Net(nn.Module):
     def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy logits ``(B, 1858)`` and WDL logits ``(B, 3)`` for planes ``(B, 112, 8, 8)``."""
         x = self.tower(self.input_relu(self.input(planes)))
-        p = self.policy(self.policy_relu(self.policy1(x))).flatten(1)
+        p = torch.flatten(self.policy(self.policy_relu(self.policy1(x))), 1)
         policy = p.index_select(1, self.move_outputs)
-        v = self.value_relu(self.value(x)).flatten(1)
+        v = torch.flatten(self.value_relu(self.value(x)), 1)
         wdl = self.value_fc2(self.value_fc1_relu(self.value_fc1(v)))
         return policy, wdl
 
