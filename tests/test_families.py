@@ -225,3 +225,30 @@ def test_search_reports_the_networks_own_wdl(se_model: Path) -> None:
     assert abs(line.wdl[1] - 1000 * wdl[0, 1]) <= 1, (line.wdl, wdl)
     assert abs(line.wdl[0] - 1000 * wdl[0, 2]) <= 1 and abs(line.wdl[2] - 1000 * wdl[0, 0]) <= 1  # our view
     assert line.wdl != wdl_from_q(line.q)
+
+
+def test_squeeze_excitation_stays_fp32(se_model: Path, tmp_path: Path) -> None:
+    """The SE's int8 multiply and add moved a trained SE network's value furthest from fp32: static int8
+    keeps each block's SE fp32, in TorchScript and in ONNX."""
+    from engine.quant.torch_int8 import quantize_static
+
+    net = build_network(read_weights(se_model))
+    quantized = quantize_static(net, [encode_batch(heldout_positions(32))], bias_correction=False,
+                                weight_rounding="nearest")
+    modules = dict(quantized.named_modules())
+    for i in range(net.num_blocks):
+        for layer in ("fc1", "fc2"):  # float Linear layers (fc1 fused with its ReLU), not quantized ones
+            assert "quantized" not in type(modules[f"blocks.{i}.se.{layer}"]).__module__
+    assert "quantized" in type(modules["blocks.0.conv1"]).__module__  # the convolutions are int8
+
+    if not onnx_backend.available():
+        pytest.skip("onnxruntime is not installed")
+    import onnx
+
+    output = tmp_path / "se.onnx"
+    quantize_file(QuantizeRequest(model=se_model, recipe=Recipe("onnx-int8", calibration_size=64), output=output))
+    graph = onnx.load(output).graph
+    quantized_inputs = {name for node in graph.node if node.op_type == "QuantizeLinear" for name in node.input}
+    sigmoids = [node for node in graph.node if node.op_type == "Sigmoid"]
+    assert len(sigmoids) == net.num_blocks
+    assert not any(out in quantized_inputs for node in sigmoids for out in node.output)

@@ -198,9 +198,10 @@ def _input_conv(model: Any) -> str:
 
 
 def _fp32_nodes(model: Any, family: str = "alphazero") -> list[str]:
-    """Nodes the int8 conversion leaves fp32: the input Conv, every Softmax (WDL probabilities), and a Conv
-    that makes the policy logits (through reshapes only: the ``seresnet`` family's last policy layer);
-    for ``lc0``, :func:`_lc0_fp32_nodes`."""
+    """Nodes the int8 conversion leaves fp32: the input Conv, every Softmax (WDL probabilities), a Conv
+    that makes the policy logits (through reshapes only: the ``seresnet`` family's last policy layer) and
+    for ``seresnet`` each block's squeeze-excitation (as in torch static int8,
+    ``engine.quant.torch_int8.fp32_modules_of``); for ``lc0``, :func:`_lc0_fp32_nodes`."""
     if family == "lc0":
         return _lc0_fp32_nodes(model)
     producers = {output: node for node in model.graph.node for output in node.output}
@@ -210,6 +211,9 @@ def _fp32_nodes(model: Any, family: str = "alphazero") -> list[str]:
         node = producers.get(node.input[0])
     if node is not None and node.op_type == "Conv":
         names.append(node.name)
+    if family == "seresnet":
+        nodes = list(model.graph.node)
+        names.extend(sorted(_squeeze_excitation_nodes(nodes, {node.name for node in nodes})))
     return names
 
 
@@ -253,7 +257,7 @@ _SE_POOLS = ("GlobalAveragePool", "ReduceMean", "AveragePool")
 
 
 def _squeeze_excitation_nodes(nodes: list[Any], body: set[str]) -> set[str]:
-    """The nodes of every squeeze-excitation in an lc0 network's graph: each Mul of the network's body, the
+    """The nodes of every squeeze-excitation in a network's graph: each Mul of the network's body, the
     Add that takes its output (the SE's bias), and what feeds them back to the pooling, not the Conv."""
     producers = {output: node for node in nodes for output in node.output}
     consumers: dict[str, list[Any]] = {}

@@ -25,15 +25,15 @@ SERESNET_LAYERS = {
     "dynamic-int8": "int8: Linear layers (squeeze-excitation fc1/fc2, value.fc1, value.fc2; per-channel weights), "
                     "their inputs quantized per batch at run time; fp32: all convolutions and the WDL softmax",
     "static-int8": "int8: every convolution but the policy's last (BatchNorm folded, ReLU fused; with "
-                   "fp32_input_conv also not the input one), the skip additions, the squeeze-excitation (pool, "
-                   "Linear layers, sigmoid, multiply, add), value.fc1 and the activations between them; fp32: "
-                   "the input, the policy's last 1x1 convolution (the logits), value.fc2 (the WDL logits) and the "
-                   "softmax",
+                   "fp32_input_conv also not the input one), the skip additions, value.fc1 and the activations "
+                   "between them; fp32: the input, each block's squeeze-excitation (pool, Linear layers, sigmoid, "
+                   "multiply, add), the policy's last 1x1 convolution (the logits), value.fc2 (the WDL logits) "
+                   "and the softmax",
     "onnx-fp32": "none: every layer fp32 (BatchNorm folded)",
     "onnx-int8": "int8 (QDQ): every convolution but the input one and the policy's last (BatchNorm folded), the "
-                 "skip additions, the squeeze-excitation, the Linear layers and the activations between them; "
-                 "fp32: the input and policy's last convolutions, the Linear layers' outputs, the WDL softmax and "
-                 "the two outputs",
+                 "skip additions, the value head's Linear layers and the activations between them; fp32: the "
+                 "input and policy's last convolutions, each block's squeeze-excitation, the Linear layers' "
+                 "outputs, the WDL softmax and the two outputs",
 }
 #: The same for ``lc0`` networks (:class:`engine.nets.lc0.adapter.Lc0Evaluation`: lc0's 112 planes in, its
 #: 1858 move logits and W/D/L out; the WDL softmax after the network is fp32 in every kind).

@@ -103,11 +103,21 @@ LC0_INPUT = "net.input"
 LC0_FP32_MODULES = ("net.policy", "net.value_fc2")
 
 
-def lc0_fp32_modules(net: nn.Module) -> tuple[str, ...]:
-    """The modules of a wrapped lc0 network that static int8 keeps fp32: :data:`LC0_FP32_MODULES` and the
-    squeeze-excitation of every block that has one."""
-    tower = net.get_submodule(f"{LC0_NET}.tower")
-    return (*LC0_FP32_MODULES, *(f"{LC0_NET}.tower.{i}.se" for i, block in enumerate(tower) if block.se is not None))
+def fp32_modules_of(net: nn.Module) -> tuple[str, ...]:
+    """The modules static int8 keeps fp32 in ``net``: its family's (:data:`SERESNET_FP32_MODULES`,
+    :data:`LC0_FP32_MODULES`; none for ``alphazero``) and every block's squeeze-excitation.
+
+    The SE's int8 multiply and add round the residual stream twice more per block; kept int8 they moved
+    the value of Maia (lc0) and of our own SE networks several times further from fp32 than all the other
+    int8 layers together (docs/QUANTIZATION.md, docs/LC0.md)."""
+    if net.family == LC0_FAMILY:
+        tower = net.get_submodule(f"{LC0_NET}.tower")
+        return (*LC0_FP32_MODULES,
+                *(f"{LC0_NET}.tower.{i}.se" for i, block in enumerate(tower) if block.se is not None))
+    if net.family == SEResNet.family:
+        return (*SERESNET_FP32_MODULES,
+                *(f"blocks.{i}.se" for i, block in enumerate(net.blocks) if block.se is not None))
+    return ()
 
 
 #: How ``quantize_static`` rounds weights to int8: GPTQ (the default) or to nearest (torch's own).
@@ -115,15 +125,16 @@ WEIGHT_ROUNDINGS = ("gptq", "nearest")
 
 
 def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool = False,
-                           family: str = "alphazero", fp32_modules: tuple[str, ...] = LC0_FP32_MODULES) -> Any:
+                           family: str = "alphazero", fp32_modules: tuple[str, ...] | None = None) -> Any:
     """The ``QConfigMapping`` of :func:`quantize_static`.
 
     Weights: the engine's default (per-channel symmetric int8 on x86, fbgemm and onednn). Activations:
     uint8 with min/max observers; the default histogram observers clip the rare large activations the
     value head depends on. fbgemm and x86 keep
     their 7-bit activation range (``reduce_range``), which guards their kernels against overflow on CPUs
-    without VNNI; on onednn the full range measured more accurate. ``fp32_modules``: the modules of an
-    ``lc0`` network kept fp32 (:func:`lc0_fp32_modules`).
+    without VNNI; on onednn the full range measured more accurate. ``fp32_modules``: the modules of a
+    ``seresnet`` or ``lc0`` network kept fp32 (:func:`fp32_modules_of`; ``None``: the family's own, without
+    the squeeze-excitations).
     """
     mapping = get_default_qconfig_mapping(qengine)
     activation = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=qengine in ("x86", "fbgemm"))
@@ -132,13 +143,14 @@ def static_qconfig_mapping(qengine: str = DEFAULT_QENGINE, fp32_input_conv: bool
     if family == LC0_FAMILY:
         mapping.set_global(None)
         mapping.set_module_name(LC0_NET, qconfig)
-        for name in (*fp32_modules, *((LC0_INPUT,) if fp32_input_conv else ())):
+        for name in (*(LC0_FP32_MODULES if fp32_modules is None else fp32_modules),
+                     *((LC0_INPUT,) if fp32_input_conv else ())):
             mapping.set_module_name(name, None)
         return mapping
     if family == SEResNet.family:
         if fp32_input_conv:
             mapping.set_module_name(SERESNET_INPUT, None)
-        for name in SERESNET_FP32_MODULES:
+        for name in SERESNET_FP32_MODULES if fp32_modules is None else fp32_modules:
             mapping.set_module_name(name, None)
         return mapping
     if fp32_input_conv:
@@ -189,8 +201,7 @@ def quantize_static(
         net = equalize_stream(net, batches)
     example = (torch.zeros(1, getattr(net, "input_planes", INPUT_PLANES), 8, 8),)
     with quiet():
-        extra = {"fp32_modules": lc0_fp32_modules(net)} if net.family == LC0_FAMILY else {}
-        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family, **extra)
+        mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family, fp32_modules_of(net))
         prepared = prepare_fx(copy.deepcopy(net).eval(), mapping, example)
         with torch.inference_mode():
             for planes in batches:
