@@ -62,13 +62,23 @@ def lc0_benchmark(lc0: Path, net: Path, nodes: int, positions: int, threads: int
     return float(found.group(1)), [fen.strip() for fen in _POSITION.findall(text)]
 
 
-def azengine_rate(evaluator: object, fens: list[str], nodes: int) -> float:
-    """azengine's nodes/s over fresh searches of ``fens`` to ``nodes`` nodes each (default search settings)."""
+def board_of(position: str) -> chess.Board:
+    """The board of one of lc0's benchmark positions: a FEN, optionally followed by ``moves m1 m2 ...``."""
+    fen, _, moves = position.partition(" moves ")
+    board = chess.Board(fen)
+    for move in moves.split():
+        board.push_uci(move)
+    return board
+
+
+def azengine_rate(evaluator: object, positions: list[str], nodes: int) -> float:
+    """azengine's nodes/s over fresh searches of lc0's benchmark ``positions`` to ``nodes`` nodes each (default
+    search settings)."""
     total, elapsed = 0, 0.0
-    for fen in fens:
+    for position in positions:
         searcher = Searcher(evaluator, SearchParams())
         start = time.perf_counter()
-        result = searcher.search(chess.Board(fen), Limits(nodes=nodes))
+        result = searcher.search(board_of(position), Limits(nodes=nodes))
         elapsed += time.perf_counter() - start
         total += result.info.nodes
         searcher.close()
