@@ -127,11 +127,7 @@ def _our_priors(net: torch.nn.Module, boards: list[chess.Board]) -> tuple[list[d
 def test_fp32_matches_lc0_at_one_node(maia):
     boards = _positions()
     ours, our_wdl = _our_priors(maia, boards)
-    lc0 = Lc0Process()
-    try:
-        theirs = [lc0.one_node(b) for b in boards]
-    finally:
-        lc0.close()
+    theirs = _lc0_one_node(boards)
     p_errors, wdl_errors, q_errors = [], [], []
     for board, mine, wdl, (their_priors, their_wdl, their_q) in zip(boards, ours, our_wdl, theirs, strict=True):
         assert set(their_priors) == set(board.legal_moves), board.fen()
@@ -175,15 +171,20 @@ def _games(net: torch.nn.Module) -> list[chess.Board]:
 
 @needs_lc0
 @needs_maia
+def _lc0_one_node(boards: list[chess.Board]) -> list:
+    """What lc0 prints after ``go nodes 1`` for each board (priors, W/D/L, Q), from one lc0 process."""
+    lc0 = Lc0Process()
+    try:
+        return [lc0.one_node(b) for b in boards]
+    finally:
+        lc0.close()
+
+
 def test_history_matches_lc0(maia):
     """Positions given as moves from their game's start: history slots, flipping, repetitions, rule 50."""
     boards = _games(maia)
     ours, our_wdl = _our_priors(maia, boards)
-    lc0 = Lc0Process()
-    try:
-        theirs = [lc0.one_node(b) for b in boards]
-    finally:
-        lc0.close()
+    theirs = _lc0_one_node(boards)
     p_errors = []
     for board, mine, wdl, (their_priors, their_wdl, their_q) in zip(boards, ours, our_wdl, theirs, strict=True):
         where = f"{board.root().fen()} moves {' '.join(m.uci() for m in board.move_stack)}"
@@ -225,11 +226,7 @@ def test_search_at_one_node_matches_lc0_with_history(maia):
     promoting.push_san("Kd1")  # black to move, white without castling rights; history of one ply
     boards.append(promoting)
     ours = _search_one_node("fp32", boards)
-    lc0 = Lc0Process()
-    try:
-        theirs = [lc0.one_node(b) for b in boards]
-    finally:
-        lc0.close()
+    theirs = _lc0_one_node(boards)
     p_errors = []
     for board, (priors, wdl), (their_priors, their_wdl, their_q) in zip(boards, ours, theirs, strict=True):
         where = f"{board.root().fen()} moves {' '.join(m.uci() for m in board.move_stack)}"
@@ -260,11 +257,7 @@ def test_uci_go_nodes_1_with_moves_matches_lc0(maia):
     promoting = chess.Board(PROMOTIONS.format("w"))
     promoting.push_san("Kd1")
     boards.append(promoting)
-    lc0 = Lc0Process()
-    try:
-        theirs = [lc0.one_node(b) for b in boards]
-    finally:
-        lc0.close()
+    theirs = _lc0_one_node(boards)
     engine = RawEngine()
     try:
         engine.send("uci", f"setoption name WeightsFile value {MAIA}", "setoption name Threads value 1",

@@ -112,6 +112,14 @@ def equalize_stream(net: Network, batches: list[np.ndarray]) -> Network:
     return result
 
 
+def _scale_squeeze_excitation(se: nn.Module, scales: torch.Tensor) -> None:
+    """An lc0-style SE reads the rescaled stream (its first Linear divides) and adds a bias to it (the
+    bias half of its second Linear scales)."""
+    se.fc1.weight.data.div_(scales[None, :])
+    se.fc2.weight.data[se.filters:].mul_(scales[:, None])
+    se.fc2.bias.data[se.filters:].mul_(scales)
+
+
 def _equalize_seresnet(net: SEResNet, scales: torch.Tensor) -> None:
     """:func:`equalize_stream`'s rescaling of a ``seresnet`` network, in place."""
     _scale_outputs(net.input.bn1, scales)
@@ -119,10 +127,7 @@ def _equalize_seresnet(net: SEResNet, scales: torch.Tensor) -> None:
         _divide_inputs(block.conv1, scales)
         _scale_outputs(block.bn2, scales)
         if block.se is not None:
-            block.se.fc1.weight.data.div_(scales[None, :])
-            filters = block.se.filters
-            block.se.fc2.weight.data[filters:].mul_(scales[:, None])
-            block.se.fc2.bias.data[filters:].mul_(scales)
+            _scale_squeeze_excitation(block.se, scales)
     _divide_inputs(net.policy.conv1, scales)
     _divide_inputs(net.value.conv1, scales)
 
@@ -140,9 +145,6 @@ def _equalize_lc0(wrapper: Lc0Evaluation, scales: torch.Tensor) -> None:
         _divide_inputs(block.conv1, scales)
         _scale_conv_outputs(block.conv2, scales)
         if block.se is not None:
-            block.se.fc1.weight.data.div_(scales[None, :])
-            filters = block.se.filters
-            block.se.fc2.weight.data[filters:].mul_(scales[:, None])
-            block.se.fc2.bias.data[filters:].mul_(scales)
+            _scale_squeeze_excitation(block.se, scales)
     _divide_inputs(net.policy1, scales)
     _divide_inputs(net.value, scales)
