@@ -42,7 +42,7 @@ from ..nets.torch_files import build_network
 from .dataset import Dataset, MissingWdlError, legal_table, load_dataset
 from .evaluation import evaluate, network_outputs, policy_loss, value_loss
 from .shards import list_shards
-from .stopping import interrupt_on_sigterm
+from .stopping import interrupt_on_sigterm, interrupts_deferred
 from .warmstart import seresnet_from_alphazero
 
 __all__ = ["Dataset", "TrainConfig", "benchmark", "evaluate", "legal_table", "load_dataset", "policy_loss",
@@ -151,8 +151,9 @@ def network_with_tower_of(path: Path, se: bool) -> SEResNet:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (nothing is left behind if the save is interrupted)."""
-    atomic_save(path, lambda handle: torch.save(obj, handle))
+    """``torch.save`` to ``path`` atomically; a SIGINT or SIGTERM during the save takes effect after it."""
+    with interrupts_deferred():
+        atomic_save(path, lambda handle: torch.save(obj, handle))
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor | None, ...],
