@@ -169,8 +169,6 @@ def _games(net: torch.nn.Module) -> list[chess.Board]:
     return boards
 
 
-@needs_lc0
-@needs_maia
 def _lc0_one_node(boards: list[chess.Board]) -> list:
     """What lc0 prints after ``go nodes 1`` for each board (priors, W/D/L, Q), from one lc0 process."""
     lc0 = Lc0Process()
@@ -180,6 +178,8 @@ def _lc0_one_node(boards: list[chess.Board]) -> list:
         lc0.close()
 
 
+@needs_lc0
+@needs_maia
 def test_history_matches_lc0(maia):
     """Positions given as moves from their game's start: history slots, flipping, repetitions, rule 50."""
     boards = _games(maia)
