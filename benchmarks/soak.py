@@ -113,15 +113,18 @@ def parse_runner_output(output: str, label: str, ours: str | None = None) -> Mat
 
 def cutechess_match(cutechess: str, engine: list[str], options: dict[str, str], games: int, tc: str,
                     ponder: bool, stockfish_elo: int, label: str, timeout_s: float,
-                    pgn: Path | None = None) -> MatchReport:
-    """Play ``games`` games of the engine against Stockfish at ``tc`` through cutechess-cli."""
+                    pgn: Path | None = None, concurrency: int = 1) -> MatchReport:
+    """Play ``games`` games of the engine against Stockfish at ``tc`` through cutechess-cli.
+
+    ``concurrency`` games run at once (each with its own engine processes).
+    """
     option_args = [f"option.{name}={value}" for name, value in options.items()]
     cmd = [cutechess, "-engine", "name=azengine", f"cmd={engine[0]}", *[f"arg={a}" for a in engine[1:]],
            "proto=uci", *option_args,
            "-engine", "name=stockfish", f"cmd={STOCKFISH}", "proto=uci", "option.Threads=1", "option.Hash=16",
            "option.UCI_LimitStrength=true", f"option.UCI_Elo={stockfish_elo}",
            "-each", f"tc={tc}", "timemargin=0", *(["ponder"] if ponder else []),
-           "-games", str(games), "-repeat", "-recover",
+           "-games", str(games), "-repeat", "-recover", "-concurrency", str(concurrency),
            "-draw", "movenumber=40", "movecount=8", "score=10", "-resign", "movecount=4", "score=800",
            *(["-pgnout", str(pgn)] if pgn else [])]
     try:
@@ -245,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="UCI option")
     parser.add_argument("--games-fast", type=int, default=20, help="games at 1+0.01")
     parser.add_argument("--games-ponder", type=int, default=4, help="games at 10+0.1 with pondering")
+    parser.add_argument("--concurrency", type=int, default=1, help="games played at once in each match")
     parser.add_argument("--stockfish-elo", type=int, default=1500, help="Stockfish's UCI_Elo")
     parser.add_argument("--infinite-s", type=float, default=60.0, help="seconds of go infinite (0: skip)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between RSS samples")
@@ -266,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 base, inc = (float(x) for x in tc.split("+"))
                 timeout = 120 + games * 2.5 * (base + 100 * inc) * 2
-                label = f"{tc}{' ponder' if ponder else ''}"
+                label = f"{tc}{' ponder' if ponder else ''}, concurrency {args.concurrency}"
                 pgn = args.pgn_dir / f"soak_{tc}{'_ponder' if ponder else ''}.pgn" if args.pgn_dir else None
                 report = cutechess_match(cutechess, engine, options, games, tc, ponder, args.stockfish_elo,
-                                         label, timeout, pgn)
+                                         label, timeout, pgn, args.concurrency)
                 print_match(report)
                 failed |= bool(report.failures)
     if args.infinite_s > 0:
