@@ -15,8 +15,11 @@ meanwhile is answered after it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import chess
 import numpy as np
@@ -30,6 +33,23 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.05
 #: Network calls made on the new evaluator before it plays: TorchScript optimizes its graph on the first calls.
 WARM_UP_CALLS = 2
+
+
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """No garbage collection in the block, then its survivors frozen out of later full collections.
+
+    Importing torch and loading a network make a few 10^5 long-lived objects; collections triggered
+    meanwhile walk them all, holding the GIL for tens of ms while a search runs on another thread.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 class NetworkUpgrade:
@@ -63,7 +83,8 @@ class NetworkUpgrade:
             from engine.loader import load_model
             from engine.torch_import import import_torch
 
-            import_torch()
+            with collections_paused():
+                import_torch()
             from engine.backends.torch_backend import set_torch_threads
 
             # before the archive is read: it prepacks the int8 weights on torch's threads, holding the GIL
@@ -73,10 +94,11 @@ class NetworkUpgrade:
                     return
             if self.cancelled:
                 return
-            evaluator = load_model(self.path, self.backend, self.threads)
-            planes = engine.encode_batch([chess.Board()] * self._batch_size)
-            for _ in range(WARM_UP_CALLS):
-                evaluator.evaluate(np.ascontiguousarray(planes))
+            with collections_paused():
+                evaluator = load_model(self.path, self.backend, self.threads)
+                planes = engine.encode_batch([chess.Board()] * self._batch_size)
+                for _ in range(WARM_UP_CALLS):
+                    evaluator.evaluate(np.ascontiguousarray(planes))
             self._evaluator = evaluator
         except Exception as exc:  # torch missing or broken, a bad file: the engine keeps its ONNX network
             log.debug("background load of %s as %s failed", self.path, self.backend, exc_info=True)
