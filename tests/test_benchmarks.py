@@ -130,3 +130,11 @@ def test_bench_lc0_quick() -> None:
     for row in table:
         nps, ratio = numbers(row.split(None, 4)[4])
         assert nps > 0 and ratio > 0, row
+
+
+def test_move_latency_quick() -> None:
+    out = run_quick("move_latency")
+    median = re.fullmatch(r"engine 1: 30 moves, go -> bestmove median ([\d.]+) ms; slowest:", out.splitlines()[0])
+    assert median and float(median[1]) > 0, out
+    slowest = rows(out, r"[\d.]+ ms at")
+    assert len(slowest) == 5 and all(numbers(r)[0] > 0 for r in slowest), out
