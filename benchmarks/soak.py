@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 base, inc = (float(x) for x in tc.split("+"))
                 timeout = 120 + games * 2.5 * (base + 100 * inc) * 2
-                label = f"{tc}{' ponder' if ponder else ''}, concurrency {args.concurrency}"
+                label = f"{tc}{' ponder' if ponder else ''}"
                 pgn = args.pgn_dir / f"soak_{tc}{'_ponder' if ponder else ''}.pgn" if args.pgn_dir else None
                 report = cutechess_match(cutechess, engine, options, games, tc, ponder, args.stockfish_elo,
                                          label, timeout, pgn, args.concurrency)
