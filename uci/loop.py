@@ -159,8 +159,8 @@ class UciEngine:
         self._threads_applied = self.options["Threads"] if threads_applied is None else threads_applied
         if self.searcher is not None:
             self.searcher.set_evaluator(evaluator)
-        # torch and ONNX Runtime leave ~10^6 long-lived objects behind; a full collection walking them all
-        # takes ~0.1 s and comes at random moments, a time loss at a fast clock: keep them out of its walk
+        # torch and ONNX Runtime leave about 250,000 long-lived objects; a full collection walking them all
+        # takes ~0.1 s at a random moment, a time loss at a fast clock: keep them out of its walk
         gc.freeze()
 
     def _playing_text(self) -> str:
