@@ -337,8 +337,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--max-positions", type=int, default=None, help="use only the first N positions")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--bf16", action="store_true",
-                        help="bfloat16 autocast (exported weights stay fp32): 1.8x faster where the CPU has "
-                             "AVX512-BF16 or AMX, 16x slower on AVX2 (docs/MODEL.md)")
+                        help="bfloat16 autocast (exported weights stay fp32): faster where the CPU has "
+                             "AVX512-BF16 or AMX, much slower on AVX2 only (figures in docs/MODEL.md)")
     parser.add_argument("--checkpoint-minutes", type=float, default=d["checkpoint_minutes"])
     parser.add_argument("--seed", type=int, default=d["seed"])
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint (the default)")
