@@ -112,8 +112,10 @@ def test_quantize_round_trip(se_model: Path, tmp_path: Path, kind: str, boards: 
     accuracy = report["accuracy"]
     assert accuracy["value_rmse"] < VALUE_RMSE_BOUND[kind], accuracy
     assert accuracy["top1_agreement"] >= TOP1_BOUND[kind], accuracy
-    _, wdl = ev.evaluate_wdl(encode_batch(boards))
+    logits, wdl = ev.evaluate_wdl(encode_batch(boards))
     np.testing.assert_allclose(wdl.sum(axis=1), 1.0, atol=1e-5)  # the softmax stays fp32 in every kind
+    # the policy logits stay fp32 in every kind: int8 ones (one scale per tensor) take at most 256 values
+    assert len(np.unique(logits)) > 256
     for size in (1, 7):
         logits, values = ev.evaluate(encode_batch(boards[:size]))
         assert logits.shape == (size, 4608) and values.shape == (size,)

@@ -79,6 +79,7 @@ def test_quantized_file_is_an_lc0_network(maia_files: dict[str, Path], kind: str
     np.testing.assert_array_equal(planes, encode_lc0_batch(boards))
     logits, wdl = evaluator.evaluate_wdl(planes)  # type: ignore[attr-defined]
     assert logits.shape == (4, 1858) and wdl.shape == (4, 3)
+    assert len(np.unique(logits)) > 256  # fp32 logits: int8 ones (one scale per tensor) take at most 256 values
     with pytest.raises(ValueError, match=r"\(B, 112, 8, 8\)"):
         evaluator.evaluate(planes[:, :16])
 

@@ -102,9 +102,10 @@ class ConvPolicyHead(nn.Module):
         self.bn1 = nn.BatchNorm2d(filters)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(filters, POLICY_PLANES, 1)
+        self.flatten = nn.Flatten()  # a module, so that static int8 can name it to keep the logits fp32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.conv2(self.relu1(self.bn1(self.conv1(x)))), 1)
+        return self.flatten(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
 
 
 class WdlValueHead(nn.Module):

@@ -88,19 +88,21 @@ INPUT_CONV = "convBlock1"
 #: much further from fp32.
 DYNAMIC_MODULES = ("policyHead.fc1",)
 #: The same for the ``seresnet`` family: its input block; no dynamic modules; kept fp32: the policy's last
-#: 1x1 convolution (fp32 logits, as above: int8 logits reorder near-equal moves), the WDL logits' Linear
-#: and the softmax (the W/D/L probabilities in fp32).
+#: 1x1 convolution and the flatten after it (fp32 logits, as above: int8 logits reorder near-equal moves;
+#: a flatten left to the global qconfig quantizes the fp32 logits again), the WDL logits' Linear and the
+#: softmax (the W/D/L probabilities in fp32).
 SERESNET_INPUT = "input"
-SERESNET_FP32_MODULES = ("policy.conv2", "value.fc2", "softmax")
+SERESNET_FP32_MODULES = ("policy.conv2", "policy.flatten", "value.fc2", "softmax")
 #: The ``lc0`` family (:class:`engine.nets.lc0.adapter.Lc0Evaluation`): only the wrapped network ``net`` is
 #: quantized (the WDL softmax after it stays fp32); inside it, its input convolution (with
 #: ``fp32_input_conv``), as for ``seresnet`` the convolution that makes the policy logits and the WDL
-#: logits' Linear, and every block's squeeze-excitation stay fp32.
+#: logits' Linear (with the flatten after the policy convolution), and every block's squeeze-excitation
+#: stay fp32.
 #: The SE's int8 multiply and add (``sigmoid(g) * y + b``: two more roundings of the residual stream per
 #: block) moved Maia's value twice as far from fp32 as everything else together (docs/LC0.md).
 LC0_NET = "net"
 LC0_INPUT = "net.input"
-LC0_FP32_MODULES = ("net.policy", "net.value_fc2")
+LC0_FP32_MODULES = ("net.policy", "net.policy_flatten", "net.value_fc2")
 
 
 def fp32_modules_of(net: nn.Module) -> tuple[str, ...]:

@@ -92,6 +92,7 @@ class Lc0Net(nn.Module):
         self.policy1 = _conv(weights.policy1)
         self.policy_relu = nn.ReLU()
         self.policy = _conv(weights.policy)
+        self.policy_flatten = nn.Flatten()  # a module, so that static int8 can name it to keep the logits fp32
         self.value = _conv(weights.value)
         self.value_relu = nn.ReLU()
         self.value_fc1 = _linear(*weights.value_fc1)
@@ -102,7 +103,7 @@ class Lc0Net(nn.Module):
     def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy logits ``(B, 1858)`` and WDL logits ``(B, 3)`` for planes ``(B, 112, 8, 8)``."""
         x = self.tower(self.input_relu(self.input(planes)))
-        p = torch.flatten(self.policy(self.policy_relu(self.policy1(x))), 1)
+        p = self.policy_flatten(self.policy(self.policy_relu(self.policy1(x))))
         policy = p.index_select(1, self.move_outputs)
         v = torch.flatten(self.value_relu(self.value(x)), 1)
         wdl = self.value_fc2(self.value_fc1_relu(self.value_fc1(v)))
