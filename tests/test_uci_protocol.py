@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from uci_client import long_game
 
+from engine.cpu import default_threads
 from engine.priors import UNDERPROMOTION_LOGIT_PENALTY
 from search.types import Limits, MoveStats, PvLine, Score, SearchInfo, SearchParams, default_ram_limit_mb, wdl_from_q
 from uci.loop import UciEngine
@@ -314,7 +315,7 @@ def test_string_keeps_inner_spaces():
 
 def test_option_values_case_insensitive_names():
     values = OptionValues()
-    assert values["threads"] == 1
+    assert values["threads"] == default_threads()  # the CPU's default, whatever the case of the name
     option, value = values.set("multipv", "3")
     assert option.name == "MultiPV" and value == 3
     assert values["MultiPV"] == 3 and values["MULTIPV"] == 3
@@ -586,7 +587,7 @@ def test_handle_unknown_and_binary_lines():
         assert uci.handle(line) is True
     lines = out.getvalue().splitlines()
     assert lines and all(t.startswith("info string ") and len(t) < 1000 for t in lines)
-    assert uci.options["Threads"] == 1
+    assert uci.options["Threads"] == default_threads()  # "abc" was refused, the default stands
 
 
 def test_malformed_go_is_reported_and_still_answered_with_one_bestmove():
