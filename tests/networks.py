@@ -32,3 +32,12 @@ def _save_with_moved_batchnorm(net: torch.nn.Module, path: Path) -> Path:
             module.running_var.uniform_(0.5, 1.5)
     torch.save(net.state_dict(), path)
     return path
+
+
+#: v7, the bundled network before v11: a trained network of pytorch-alpha-zero's architecture, for the tests of
+#: the quantization recipes on real weights (their bounds were measured on it).
+TRAINED_ALPHAZERO = Path(__file__).resolve().parent / "data" / "alphazero_v7_6x64.pt"
+
+#: The bundled network as the engine's ``info string loaded ...`` names it (family and size; the
+#: ``test_default_model`` tests check the file is that).
+BUNDLED_NETWORK = "seresnet 6x64"

@@ -138,3 +138,14 @@ def test_move_latency_quick() -> None:
     assert median and float(median[1]) > 0, out
     slowest = rows(out, r"[\d.]+ ms at")
     assert len(slowest) == 5 and all(numbers(r)[0] > 0 for r in slowest), out
+
+
+def test_search_agreement_quick() -> None:
+    """Both shipped int8 files are compared with fp32 after a search, and fp32 repeats its own moves exactly."""
+    out = run_quick("search_agreement")
+    assert "20 held-out positions" in out and "100 nodes per search" in out
+    agreement = {line.split(": ")[0].strip(): line.split(": ")[1] for line in rows(out, r"\S.*: \d+/20 = ")}
+    assert sorted(name.rsplit("/", 1)[-1] for name in agreement) == [
+        "azengine_default_static_quantized.onnx", "azengine_default_static_quantized.pt", "fp32 again"]
+    assert agreement["fp32 again"] == "20/20 = 100.0%"  # one thread, fixed nodes: the search is repeatable
+    assert all(10 <= numbers(value)[0] <= 20 for value in agreement.values()), agreement

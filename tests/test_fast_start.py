@@ -25,6 +25,8 @@ import pytest
 import engine
 from engine.loader import fast_start_backends
 
+from networks import BUNDLED_NETWORK  # isort: skip
+
 ROOT = Path(__file__).resolve().parents[1]
 FORMS = fast_start_backends(engine.default_model_path())
 pytestmark = pytest.mark.skipif(FORMS is None, reason="Backend=auto needs no torch on this CPU or installation")
@@ -99,16 +101,16 @@ def test_readyok_before_torch_then_switch_once(tmp_path: Path, caplog: pytest.Lo
         player = start_child(report)
         try:
             player.ping()  # the first readyok: the ONNX network is loaded, torch is not imported
-            assert re.search(rf"info string loaded \S+\.onnx: alphazero 6x64 {START}\b", caplog.text), caplog.text
+            assert re.search(rf"info string loaded \S+\.onnx: {BUNDLED_NETWORK} {START}\b", caplog.text), caplog.text
             assert f"{FINAL}, this CPU's faster form, is loading in the background" in caplog.text
             debug_on(player)
             during, move = search_strings(player)  # early: torch is still being imported
             assert move in MIDDLEGAME.legal_moves
-            assert any(re.search(rf"this search runs \S+: alphazero 6x64 {START}\b", s) for s in during), during
-            assert ping_until(player, caplog, rf"switched to \S+: alphazero 6x64 {FINAL}\b", LOAD_S), caplog.text
+            assert any(re.search(rf"this search runs \S+: {BUNDLED_NETWORK} {START}\b", s) for s in during), during
+            assert ping_until(player, caplog, rf"switched to \S+: {BUNDLED_NETWORK} {FINAL}\b", LOAD_S), caplog.text
             after, move = search_strings(player)
             assert move in MIDDLEGAME.legal_moves
-            assert any(re.search(rf"this search runs \S+: alphazero 6x64 {FINAL}\b", s) for s in after), after
+            assert any(re.search(rf"this search runs \S+: {BUNDLED_NETWORK} {FINAL}\b", s) for s in after), after
             again, _ = search_strings(player, nodes=50)
             player.ping()
             player.quit()
@@ -131,13 +133,13 @@ def test_explicit_backend_during_the_load_cancels_the_switch(tmp_path: Path,
             player.ping()  # the background load starts
             player.configure({"Backend": "onnx-int8"})
             player.ping()
-            assert len(re.findall(rf"info string loaded \S+\.onnx: alphazero 6x64 {START}\b", caplog.text)) == 2
+            assert len(re.findall(rf"info string loaded \S+\.onnx: {BUNDLED_NETWORK} {START}\b", caplog.text)) == 2
             # longer than the load takes (the other test's switch comes within seconds): no switch comes
             assert not ping_until(player, caplog, "switched to|could not be loaded", 12.0), caplog.text
             debug_on(player)
             strings, move = search_strings(player)
             assert move in MIDDLEGAME.legal_moves
-            assert any(re.search(rf"this search runs \S+: alphazero 6x64 {START}\b", s) for s in strings), strings
+            assert any(re.search(rf"this search runs \S+: {BUNDLED_NETWORK} {START}\b", s) for s in strings), strings
             player.quit()
         finally:
             player.close()
@@ -159,7 +161,7 @@ def test_torch_that_fails_to_import_keeps_onnx_and_says_so_once(tmp_path: Path,
             debug_on(player)
             strings, move = search_strings(player)
             assert move in MIDDLEGAME.legal_moves
-            assert any(re.search(rf"this search runs \S+: alphazero 6x64 {START}\b", s) for s in strings), strings
+            assert any(re.search(rf"this search runs \S+: {BUNDLED_NETWORK} {START}\b", s) for s in strings), strings
             player.ping()
             player.quit()
         finally:

@@ -18,7 +18,7 @@ from engine.loader import load_model
 from engine.nets.files import sibling_path
 from engine.quant import compare, heldout_positions
 
-from networks import save_random_network  # isort: skip
+from networks import TRAINED_ALPHAZERO, save_random_network  # isort: skip
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -137,7 +137,7 @@ def test_game_with_onnx_int8_backend() -> None:
         assert board.ply() >= 20
 
 
-def test_bias_correction_of_the_default_network() -> None:
+def test_bias_correction_of_a_trained_network() -> None:
     from engine.backends import onnx_backend
     from engine.interface import ModelInfo
     from engine.nets.files import read_weights
@@ -151,7 +151,7 @@ def test_bias_correction_of_the_default_network() -> None:
     batches = [planes[i:i + 64] for i in range(0, len(planes), 64)]
     # equalized first, as `azengine quantize --format onnx` does (without it v6's correction was undone:
     # it moved the value on these positions from 0.0209 to 0.0210 from fp32)
-    net = equalize_stream(build_network(read_weights(engine.default_model_path())), batches)
+    net = equalize_stream(build_network(read_weights(TRAINED_ALPHAZERO)), batches)
     fp32 = onnx_int8.export_fp32(fp32_module(net))
     done: list[tuple[int, int]] = []
     outcome: list[object] = []

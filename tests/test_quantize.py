@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from networks import save_random_network  # isort: skip
+from networks import TRAINED_ALPHAZERO, save_random_network  # isort: skip
 
 
 
@@ -51,12 +51,15 @@ def test_quantize_small_network(small_model: Path, tmp_path: Path, qtype: str) -
     assert not list(tmp_path.glob("*.tmp")) and not list(small_model.parent.glob(".*.tmp"))
 
 
-def test_quantize_default_model_static(tmp_path: Path) -> None:
+def test_quantize_static_recipes_on_a_trained_network(tmp_path: Path) -> None:
+    """The static recipe's parts (equalization, GPTQ, bias correction, fp32 input convolution) on v7's real
+    weights, whose figures the bounds below were measured on."""
     reports, printed = {}, {}
     for label, extra in (("default", ()), ("fp32_input_conv", ("--fp32-input-conv",)),
                          ("before", ("--no-equalization", "--weight-rounding", "nearest"))):
         output, report = tmp_path / f"{label}.pt", tmp_path / f"{label}.json"
-        out = _quantize("--type", "static", "--output", str(output), "--json", str(report), *extra)
+        out = _quantize("--model", str(TRAINED_ALPHAZERO), "--type", "static", "--output", str(output),
+                        "--json", str(report), *extra)
         assert out.returncode == 0, out.stderr
         assert _kind_in_fresh_process(output) == "static-int8"
         reports[label], printed[label] = json.loads(report.read_text()), out.stdout
@@ -84,13 +87,12 @@ def test_bias_correction_removes_the_mean_value_error() -> None:
     import numpy as np
     import torch
 
-    import engine
     from engine.nets.files import read_weights
     from engine.nets.torch_files import build_network
     from engine.quant import bias_correction, torch_int8
     from engine.quant.calibration import builtin_calibration_planes
 
-    net = build_network(read_weights(engine.default_model_path())).eval()
+    net = build_network(read_weights(TRAINED_ALPHAZERO)).eval()
     planes = builtin_calibration_planes()[:1024]
     batches = [planes[i:i + 64] for i in range(0, len(planes), 64)]
     done: list[tuple[int, int]] = []

@@ -24,6 +24,8 @@ from engine.cpu import cpu_flags, cpu_kind, default_threads
 from engine.loader import bundled_backend, fast_start_backends, load_for_play
 from engine.nets.files import sibling_path
 
+from networks import BUNDLED_NETWORK  # isort: skip
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The UCI loop as ``azengine`` runs it, then a report of the imported modules (``azengine`` itself ends with
@@ -73,7 +75,7 @@ def play_and_report(tmp_path: Path, options: dict[str, str],
 def test_onnx_network_plays_without_torch(tmp_path: Path, options: dict[str, str],
                                          caplog: pytest.LogCaptureFixture) -> None:
     log, torch_modules, best = play_and_report(tmp_path, options, caplog)
-    assert re.search(rf"info string loaded \S+\.onnx: alphazero 6x64 {options['Backend']}\b", log), log
+    assert re.search(rf"info string loaded \S+\.onnx: {BUNDLED_NETWORK} {options['Backend']}\b", log), log
     assert "error" not in log
     assert torch_modules == []
     assert best is not None
@@ -88,7 +90,7 @@ def test_default_imports_torch_only_for_a_torch_form(tmp_path: Path, caplog: pyt
     log, torch_modules, best = play_and_report(tmp_path, {}, caplog)
     backend = bundled_backend()
     first = (fast_start_backends(engine.default_model_path()) or (backend,))[0]
-    assert re.search(rf"info string loaded \S+: alphazero 6x64 {first}\b", log), log
+    assert re.search(rf"info string loaded \S+: {BUNDLED_NETWORK} {first}\b", log), log
     if first == backend:  # else torch is being imported in the background when the loop ends, or not yet
         assert (torch_modules == []) == (backend in ONNX_KINDS)
     assert best is not None
@@ -97,7 +99,7 @@ def test_default_imports_torch_only_for_a_torch_form(tmp_path: Path, caplog: pyt
 def test_torchscript_network_imports_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The check can fail: a TorchScript backend on the same path does import torch."""
     log, torch_modules, _ = play_and_report(tmp_path, {"Backend": "static-int8"}, caplog)
-    assert re.search(r"info string loaded \S+\.pt: alphazero 6x64 static-int8\b", log), log
+    assert re.search(rf"info string loaded \S+\.pt: {BUNDLED_NETWORK} static-int8\b", log), log
     assert "torch" in torch_modules
 
 

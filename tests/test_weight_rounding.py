@@ -1,4 +1,4 @@
-"""Residual-stream equalization and GPTQ weight rounding, on the shipped network and real positions."""
+"""Residual-stream equalization and GPTQ weight rounding, on a trained network (v7) and real positions."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from engine.quant.calibration import heldout_positions as builtin_heldout_boards
 from engine.quant.equalization import channel_maxima, equalize_stream, stream_names
 from engine.quant.gptq import gptq_round, gram
 
+from networks import TRAINED_ALPHAZERO  # isort: skip
 
-def _default_net() -> engine.AlphaZeroNet:
-    return build_network(read_weights(engine.default_model_path())).eval()
+
+def _trained_net() -> engine.AlphaZeroNet:
+    return build_network(read_weights(TRAINED_ALPHAZERO)).eval()
 
 
 def test_equalization_keeps_the_outputs_and_fills_each_channels_range() -> None:
-    net = _default_net()
+    net = _trained_net()
     calibration = [builtin_calibration_planes()[:512]]
     equalized = equalize_stream(net, calibration)
     heldout = torch.from_numpy(encode_batch(builtin_heldout_boards()[:256]))
@@ -42,7 +44,7 @@ def test_equalization_keeps_the_outputs_and_fills_each_channels_range() -> None:
 def test_gptq_rounds_onto_the_grid_and_beats_nearest_on_unseen_inputs() -> None:
     from engine.quant.torch_int8 import fold_batchnorm
 
-    folded = fold_batchnorm(_default_net())
+    folded = fold_batchnorm(_trained_net())
     layer = folded.residualBlocks[2].conv1
     inputs: list[torch.Tensor] = []
     handle = layer.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))

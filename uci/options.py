@@ -101,8 +101,8 @@ def search_option(name: str, kind: str, param: str, help_text: str, minimum: flo
 
 OPTIONS: tuple[Option, ...] = (
     Option("WeightsFile", "string", DEFAULT_WEIGHTS,
-           "Model file: an fp32 state_dict (pytorch-alpha-zero format), an int8 file made by "
-           "'azengine quantize', or an lc0 network (.pb.gz, e.g. Maia; every backend). "
+           "Model file: an fp32 state_dict (pytorch-alpha-zero's AlphaZeroNet or azengine's seresnet), "
+           "an int8 or ONNX file made by 'azengine quantize', or an lc0 network (.pb.gz, e.g. Maia; every backend). "
            "<bundled> is the network that comes with the engine."),
     Option("Backend", "combo", "auto",
            "How the network runs. auto: what the file is; the bundled network runs in its fastest form on "
