@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import chess
+import chess.engine
 import torch
 from torch import nn
 
@@ -86,3 +87,15 @@ def header(title: str) -> None:
     print(f"# torch {torch.__version__}, quantized engine {torch.backends.quantized.engine}, "
           f"python {sys.version.split()[0]}")
     print(f"# {machine_load()}")
+
+
+def searched_moves(options: dict[str, str], boards: list[chess.Board], nodes: int,
+                   command: str = "azengine") -> list[chess.Move]:
+    """The UCI engine's best move after a ``nodes``-node search of each position: one thread, ``options``
+    on top, ``ucinewgame`` before each position (no tree or cache carried over)."""
+    moves = []
+    with chess.engine.SimpleEngine.popen_uci([command]) as engine:
+        engine.configure({"Threads": 1, **options})
+        for board in boards:
+            moves.append(engine.play(board, chess.engine.Limit(nodes=nodes), game=object()).move)
+    return moves

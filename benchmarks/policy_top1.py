@@ -22,6 +22,7 @@ import chess
 import chess.engine
 import numpy as np
 
+from benchmarks.common import searched_moves
 from engine.encoding import encode_batch
 from engine.files import atomic_write
 from engine.loader import load_model
@@ -74,16 +75,6 @@ def raw_policy_moves(model: str, boards: list[chess.Board]) -> list[chess.Move]:
     return moves
 
 
-def searched_moves(model: str, boards: list[chess.Board], nodes: int) -> list[chess.Move]:
-    """azengine's move after an ``nodes``-node search of each position (one thread, through UCI)."""
-    moves = []
-    with chess.engine.SimpleEngine.popen_uci(["azengine"]) as az:
-        az.configure({"WeightsFile": model, "Threads": 1})
-        for board in boards:
-            moves.append(az.play(board, chess.engine.Limit(nodes=nodes), game=object()).move)
-    return moves
-
-
 def agreement(moves: list[chess.Move], best: list[chess.Move], balanced: np.ndarray) -> str:
     """``all% / balanced%`` of the moves equal to the labels."""
     same = np.array([m == b for m, b in zip(moves, best, strict=True)])
@@ -115,7 +106,8 @@ def main() -> None:
     for model in args.model:
         line = f"  {model}: raw policy {agreement(raw_policy_moves(model, boards), best, balanced)}"
         if args.nodes:
-            line += f", {args.nodes} nodes {agreement(searched_moves(model, boards, args.nodes), best, balanced)}"
+            searched = searched_moves({"WeightsFile": model}, boards, args.nodes)
+            line += f", {args.nodes} nodes {agreement(searched, best, balanced)}"
         print(line, flush=True)
 
 

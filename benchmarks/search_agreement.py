@@ -20,22 +20,10 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import chess
-import chess.engine
-
-from engine.bundled import HELDOUT_FILE, data_path, default_model_path
+from benchmarks.common import searched_moves
+from engine.bundled import HELDOUT_FILE, default_model_path
 from engine.nets.files import sibling_path
-from engine.positions import read_fens
-
-
-def searched_moves(options: dict[str, str], boards: list[chess.Board], nodes: int, command: str) -> list[str]:
-    """The UCI engine's best move (as UCI text) after a ``nodes``-node search of each position."""
-    moves = []
-    with chess.engine.SimpleEngine.popen_uci([command]) as engine:
-        engine.configure({"Threads": 1, **options})
-        for board in boards:
-            moves.append(engine.play(board, chess.engine.Limit(nodes=nodes), game=object()).move.uci())
-    return moves
+from engine.quant.calibration import heldout_positions
 
 
 def main() -> None:
@@ -53,8 +41,7 @@ def main() -> None:
         args.positions, args.nodes, args.control = 20, 100, True
     int8_files = args.int8 or [str(sibling_path(Path(args.model), kind)) for kind in ("static-int8", "onnx-int8")]
 
-    boards = read_fens(data_path(HELDOUT_FILE))
-    boards = boards[: args.positions] if args.positions else boards
+    boards = heldout_positions(args.positions or None)
     runs = {"fp32": {"WeightsFile": args.model, "Backend": "fp32"}}
     runs.update({path: {"WeightsFile": path} for path in int8_files})
     if args.control:
