@@ -207,8 +207,8 @@ def quantize_file(request: QuantizeRequest, progress: Progress | None = None) ->
         "model": str(model), "output": str(output), "type": recipe.kind, "family": weights.family,
         "blocks": weights.blocks, "filters": weights.filters, "int8_layers": meta["int8_layers"],
         "qengine": meta.get("qengine"), "calibration_positions": meta.get("calibration_positions"),
-        "equalized": meta.get("equalized"), "weight_rounding": meta.get("weight_rounding"),
-        "bias_correction": meta.get("bias_correction"),
+        "equalized": meta.get("equalized"), "activation_caps": meta.get("activation_caps", False),
+        "weight_rounding": meta.get("weight_rounding"), "bias_correction": meta.get("bias_correction"),
         "fp32_bytes": model.stat().st_size, "output_bytes": output.stat().st_size,
         "size_ratio": output.stat().st_size / model.stat().st_size,
         "seconds": elapsed, "accuracy": accuracy.to_dict(),
@@ -229,7 +229,9 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"  calibration: {r['calibration_positions']} positions{engine_used}")
     if r.get("equalized") is not None:
         parts = [f"weights rounded by {r['weight_rounding']}"] if r.get("weight_rounding") else []
-        parts.append("residual stream equalized" if r["equalized"] else "residual stream not equalized")
+        parts.append("residual stream equalized" if r["equalized"] else
+                     "residual stream not equalized (activations capped)" if r.get("activation_caps") else
+                     "residual stream not equalized")
         lines.append(f"  {', '.join(parts)}")
     correction = r.get("bias_correction")
     if correction:

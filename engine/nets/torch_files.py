@@ -152,7 +152,7 @@ def build_network(weights: WeightsFile) -> AlphaZeroNet | SEResNet | Lc0Evaluati
     net: AlphaZeroNet | SEResNet
     if weights.family == seresnet.FAMILY:
         shape = seresnet.architecture_of(weights.state_dict)
-        net, name = SEResNet(shape.blocks, shape.filters, shape.se_channels), "seresnet"
+        net, name = SEResNet(shape.blocks, shape.filters, shape.se_channels, shape.capped), "seresnet"
     else:
         net, name = AlphaZeroNet(weights.blocks, weights.filters), "AlphaZeroNet"
     try:

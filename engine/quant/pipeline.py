@@ -68,6 +68,8 @@ def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, posit
                                 **(source or {})}
     if isinstance(net, SEResNet):
         metadata["se_channels"] = net.se_channels
+        if net.capped:
+            metadata["activation_caps"] = True
     if isinstance(net, Lc0Evaluation):
         metadata.update(evaluation_metadata(net))
     input_format = INPUT_OF_FAMILY.get(net.family, AZ_INPUT)
@@ -76,6 +78,8 @@ def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, posit
             raise ValueError("static quantization needs at least one calibration position")
         metadata["calibration_positions"] = len(positions)
     corrections: list[BiasCorrection] = []
+    # a capped network's caps are per tensor: rescaling the stream's channels would move them
+    equalize = recipe.equalize and not getattr(net, "capped", False)
     if recipe.kind == "dynamic-int8":
         module = torch_int8.quantize_dynamic_linear(torch_int8.fold_batchnorm(net))
         data = torch_int8.archive_bytes(module, metadata)
@@ -83,13 +87,13 @@ def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, posit
         module = torch_int8.quantize_static(
             net, _batches(positions, progress, input_format), recipe.qengine, fp32_input_conv=recipe.fp32_input_conv,
             bias_correction=recipe.bias_correction, layer_progress=progress.stage("correcting biases"),
-            on_correction=corrections.append, equalize=recipe.equalize, weight_rounding=recipe.weight_rounding,
+            on_correction=corrections.append, equalize=equalize, weight_rounding=recipe.weight_rounding,
             rounding_progress=progress.stage("rounding weights (GPTQ)"))
-        metadata.update(qengine=recipe.qengine, fp32_input_conv=recipe.fp32_input_conv, equalized=recipe.equalize,
+        metadata.update(qengine=recipe.qengine, fp32_input_conv=recipe.fp32_input_conv, equalized=equalize,
                         weight_rounding=recipe.weight_rounding, bias_correction=_summary(corrections))
         data = torch_int8.archive_bytes(module, metadata)
     else:
-        if recipe.kind == "onnx-int8" and recipe.equalize:
+        if recipe.kind == "onnx-int8" and equalize:
             net = equalize_stream(net, [encode_for_format(input_format, positions)])
         model = onnx_int8.export_fp32(torch_int8.fold_batchnorm(net), net.family)
         if recipe.kind == "onnx-int8":
@@ -97,7 +101,7 @@ def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, posit
                                             bias_correction=recipe.bias_correction,
                                             layer_progress=progress.stage("correcting biases"),
                                             on_correction=corrections.append)
-            metadata.update(bias_correction=_summary(corrections), equalized=recipe.equalize)
+            metadata.update(bias_correction=_summary(corrections), equalized=equalize)
         metadata.update(format_version=1, torch_version=torch.__version__,
                         onnxruntime_version=onnx_backend.runtime_version())
         data = onnx_int8.model_bytes(model, metadata)

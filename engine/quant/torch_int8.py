@@ -25,7 +25,7 @@ from ..backends.torch_backend import METADATA_FILE, quiet, set_qengine
 from ..nets.alphazero import INPUT_PLANES, AlphaZeroNet
 from ..nets.lc0.adapter import FAMILY as LC0_FAMILY
 from ..nets.lc0.adapter import Lc0Evaluation
-from ..nets.seresnet import SEResNet
+from ..nets.seresnet import SEResNet, with_frozen_caps
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
 from .equalization import equalize_stream
 from .gptq import round_weights_gptq
@@ -201,6 +201,7 @@ def quantize_static(
         raise ValueError("static quantization needs at least one calibration position")
     if equalize:
         net = equalize_stream(net, batches)
+    net = with_frozen_caps(net)
     example = (torch.zeros(1, getattr(net, "input_planes", INPUT_PLANES), 8, 8),)
     with quiet():
         mapping = static_qconfig_mapping(qengine, fp32_input_conv, net.family, fp32_modules_of(net))
@@ -210,6 +211,7 @@ def quantize_static(
                 prepared(torch.from_numpy(planes))
                 if progress is not None:
                     progress(len(planes))
+        _clamp_observed_ranges(prepared)
         # the fp32 model GPTQ and the bias correction compare with (convert_fx consumes ``prepared``)
         reference = copy.deepcopy(prepared) if weight_rounding == "gptq" or bias_correction else None
         quantized = convert_fx(prepared)
@@ -221,6 +223,21 @@ def quantize_static(
             if on_correction is not None:
                 on_correction(correction)
         return quantized
+
+
+def _clamp_observed_ranges(prepared: torch.fx.GraphModule) -> None:
+    """Narrow the range each observer recorded for a tensor that a ``torch.clamp`` with constant bounds
+    then clamps (a capped network's caps; the clamp shares the observer of its input)."""
+    for node in prepared.graph.nodes:
+        if node.op != "call_function" or node.target is not torch.clamp:
+            continue
+        source = node.args[0]
+        bounds = [*node.args[1:], node.kwargs.get("min"), node.kwargs.get("max")][:2]
+        if (source.op == "call_module" and "activation_post_process" in str(source.target)
+                and all(isinstance(b, float) for b in bounds)):
+            observer = prepared.get_submodule(str(source.target))
+            observer.min_val.clamp_(min=bounds[0], max=bounds[1])
+            observer.max_val.clamp_(min=bounds[0], max=bounds[1])
 
 
 #: Calibration positions (the first ones) on whose int8 activations GPTQ rounds the weights: more cost

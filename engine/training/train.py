@@ -13,6 +13,8 @@ needed to continue (model, optimizer, scheduler, position in the epoch, RNG, the
 atomically every few minutes and after every epoch; rerunning the command continues from it. The
 validation split is a fixed hash of each position's game id, so it does not change between runs.
 At the end the fp32 ``state_dict`` goes to ``<out>/model.pt`` and the metrics to ``<out>/metrics.json``.
+``--activation-caps`` and ``--int8-grid`` fine-tune a ``seresnet`` network for ONNX int8
+(:mod:`engine.training.int8_ready`).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from ..nets.alphazero import AlphaZeroNet
 from ..nets.files import read_weights
 from ..nets.seresnet import SEResNet
 from ..nets.torch_files import build_network
+from ..quant.calibration import builtin_calibration_planes
 from .dataset import Dataset, MissingWdlError, legal_table, load_dataset
 from .evaluation import evaluate, network_outputs, policy_loss, value_loss
+from .int8_ready import add_int8_grid, plain_state_dict, with_activation_caps
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm, interrupts_deferred
 from .warmstart import seresnet_from_alphazero
@@ -58,7 +62,7 @@ VALIDATION_FRACTION = 0.02
 #: Arguments that define a run; on resume the checkpoint's values win over the command line's.
 RUN_KEYS = ("family", "se", "blocks", "filters", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup",
             "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init",
-            "tower_from")
+            "tower_from", "activation_caps", "int8_grid")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class TrainConfig:
     no_resume: bool = False
     no_progress: bool = False
     bench_steps: int = 0
+    activation_caps: float | None = None
+    int8_grid: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -98,6 +104,12 @@ class TrainConfig:
             raise ValueError("squeeze-excitation (se) is a seresnet option; the alphazero family has none")
         if self.tower_from is not None and (self.family != "seresnet" or self.init is not None):
             raise ValueError("--tower-from starts a seresnet network (--family seresnet) and excludes --init")
+        if (self.activation_caps is not None or self.int8_grid) and self.family != "seresnet" and self.init is None:
+            raise ValueError("--activation-caps and --int8-grid apply to the seresnet family")
+        if self.activation_caps is not None and self.init is None:
+            raise ValueError("--activation-caps measures the caps on a trained network: give it with --init")
+        if self.activation_caps is not None and not 0.5 < self.activation_caps <= 1.0:
+            raise ValueError(f"--activation-caps is a quantile in (0.5, 1], not {self.activation_caps}")
 
 
 #: Default values of the run keys, for checkpoints written before a key existed.
@@ -107,7 +119,8 @@ _RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 def new_network(config: TrainConfig) -> AlphaZeroNet | SEResNet:
     """A freshly initialised network of the configured family and size."""
     if config.family == "seresnet":
-        return SEResNet(config.blocks, config.filters, None if config.se else 0)
+        return SEResNet(config.blocks, config.filters, None if config.se else 0,
+                        capped=config.activation_caps is not None)
     return AlphaZeroNet(config.blocks, config.filters)
 
 
@@ -203,6 +216,15 @@ def train(args: TrainConfig) -> dict[str, Any]:
         args = dataclasses.replace(args, blocks=model.num_blocks, filters=model.num_filters)
     else:
         model = new_network(args)
+    if (args.activation_caps is not None or args.int8_grid) and not isinstance(model, SEResNet):
+        raise SystemExit(f"--activation-caps and --int8-grid apply to seresnet networks, not {model.family}")
+    if isinstance(model, SEResNet):
+        if args.activation_caps is not None and not model.capped:
+            model = with_activation_caps(model, builtin_calibration_planes(), args.activation_caps)
+            log.info("activations capped at their %g quantile over the built-in calibration positions",
+                     args.activation_caps)
+        if args.int8_grid:
+            add_int8_grid(model)
     t0 = time.perf_counter()
     try:
         train_set, val_set = load_dataset(shards, args.val_fraction, args.policy_temperature_cp, args.result_weight,
@@ -273,7 +295,7 @@ def train(args: TrainConfig) -> dict[str, Any]:
         last_save = time.monotonic()
 
     model.eval()
-    atomic_torch_save(model.state_dict(), out / MODEL)
+    atomic_torch_save(plain_state_dict(model), out / MODEL)
     metrics = {"args": run_args, "shards": len(shards), "train_positions": len(train_set),
                "val_positions": len(val_set), "history": history, "final": history[-1] if history else {}}
     atomic_write(out / METRICS, json.dumps(metrics, indent=2) + "\n")
@@ -334,6 +356,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="soft policy target temperature in centipawns (0: best move only)")
     parser.add_argument("--result-weight", type=float, default=d["result_weight"],
                         help="weight of the game result in the value target (the rest is Stockfish's WDL)")
+    parser.add_argument("--activation-caps", type=float, default=None, metavar="QUANTILE",
+                        help="seresnet, with --init: clamp every tensor int8 quantizes at this quantile of its "
+                             "values over the built-in calibration positions (e.g. 0.9995), in fp32 too")
+    parser.add_argument("--int8-grid", action="store_true",
+                        help="seresnet: train and save the weights ONNX int8 rounds on their per-channel int8 grid")
     parser.add_argument("--max-positions", type=int, default=None, help="use only the first N positions")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--bf16", action="store_true",
