@@ -89,6 +89,12 @@ def _divide_inputs(conv: nn.Conv2d, scales: torch.Tensor) -> None:
     conv.weight.data.div_(scales[None, :, None, None])
 
 
+def equalizable(net: Network) -> bool:
+    """Whether :func:`equalize_stream` applies to ``net``: not to a capped ``seresnet`` network, whose caps
+    clamp whole tensors alike (rescaled channels would need a cap each)."""
+    return not getattr(net, "capped", False)
+
+
 def equalize_stream(net: Network, batches: list[np.ndarray]) -> Network:
     """A copy of ``net`` whose residual-stream channels are rescaled to use their tensors' full range.
 

@@ -19,7 +19,7 @@ from ..nets.lc0.adapter import Lc0Evaluation, evaluation_metadata
 from ..nets.seresnet import SEResNet
 from . import onnx_int8, torch_int8
 from .bias_correction import BiasCorrection
-from .equalization import equalize_stream
+from .equalization import equalizable, equalize_stream
 from .recipe import LAYERS_OF_FAMILY, Recipe
 
 #: Positions encoded and fed to the observers at a time.
@@ -78,8 +78,7 @@ def quantize(net: AlphaZeroNet | SEResNet | Lc0Evaluation, recipe: Recipe, posit
             raise ValueError("static quantization needs at least one calibration position")
         metadata["calibration_positions"] = len(positions)
     corrections: list[BiasCorrection] = []
-    # a capped network's caps are per tensor: rescaling the stream's channels would move them
-    equalize = recipe.equalize and not getattr(net, "capped", False)
+    equalize = recipe.equalize and equalizable(net)
     if recipe.kind == "dynamic-int8":
         module = torch_int8.quantize_dynamic_linear(torch_int8.fold_batchnorm(net))
         data = torch_int8.archive_bytes(module, metadata)

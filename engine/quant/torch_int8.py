@@ -27,7 +27,7 @@ from ..nets.lc0.adapter import FAMILY as LC0_FAMILY
 from ..nets.lc0.adapter import Lc0Evaluation
 from ..nets.seresnet import SEResNet, with_frozen_caps
 from .bias_correction import BIAS_CORRECTION_POSITIONS, BiasCorrection, correct_bias, first_positions
-from .equalization import equalize_stream
+from .equalization import equalizable, equalize_stream
 from .gptq import round_weights_gptq
 
 #: The quantized kernel library static int8 uses by default (fastest for these convolutions at the
@@ -182,8 +182,9 @@ def quantize_static(
     convolution fp32. ``calibration_batches`` yields float32 planes ``(B, 16, 8, 8)`` (an lc0 network's
     ``(B, 112, 8, 8)``) encoded exactly as at inference. Then, in order:
 
-    - with ``equalize``, the residual stream's channels are rescaled on those positions so that each uses
-      its tensor's whole int8 range (:func:`engine.quant.equalization.equalize_stream`; exact in fp32);
+    - with ``equalize`` (where :func:`engine.quant.equalization.equalizable`: not for a capped network), the
+      residual stream's channels are rescaled on those positions so that each uses its tensor's whole int8
+      range (:func:`engine.quant.equalization.equalize_stream`; exact in fp32);
     - observers record the activation ranges (``progress`` is called with each batch's size);
     - with ``weight_rounding="gptq"`` the int8 weights are rounded by GPTQ on the first ``GPTQ_POSITIONS``
       calibration positions (:func:`engine.quant.gptq.round_weights_gptq`) instead of to nearest (``"nearest"``);
@@ -199,7 +200,7 @@ def quantize_static(
     batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration_batches]
     if not any(len(batch) for batch in batches):
         raise ValueError("static quantization needs at least one calibration position")
-    if equalize:
+    if equalize and equalizable(net):
         net = equalize_stream(net, batches)
     net = with_frozen_caps(net)
     example = (torch.zeros(1, getattr(net, "input_planes", INPUT_PLANES), 8, 8),)
