@@ -1,6 +1,6 @@
-"""Capped activations and int8-grid weights (``engine.training.int8_ready``) on the bundled network's real
-weights: the caps hold, the files round-trip, both int8 formats get closer to fp32, and training keeps
-both properties."""
+"""Capped activations and int8-grid weights (``engine.training.int8_ready``) on real weights: v11, the last
+uncapped bundled network, gets caps that hold, its capped files round-trip, both int8 formats get closer to
+fp32, and training keeps both properties."""
 
 from __future__ import annotations
 
@@ -28,11 +28,14 @@ from engine.training.int8_ready import (
     with_activation_caps,
 )
 
+from networks import TRAINED_SERESNET_UNCAPPED  # isort: skip
+
 QUANTILE = 0.9995
 
 
-def bundled() -> SEResNet:
-    net = build_network(read_weights(engine.default_model_path()))
+def uncapped() -> SEResNet:
+    """v11, a trained network without caps."""
+    net = build_network(read_weights(TRAINED_SERESNET_UNCAPPED))
     assert isinstance(net, SEResNet)
     return net
 
@@ -40,12 +43,12 @@ def bundled() -> SEResNet:
 @pytest.fixture(scope="module")
 def capped_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("capped") / "capped.pt"
-    torch.save(with_activation_caps(bundled(), builtin_calibration_planes(), QUANTILE).state_dict(), path)
+    torch.save(with_activation_caps(uncapped(), builtin_calibration_planes(), QUANTILE).state_dict(), path)
     return path
 
 
 def test_caps_bound_what_int8_quantizes_and_clip_little() -> None:
-    net = bundled()
+    net = uncapped()
     planes = builtin_calibration_planes()
     capped = with_activation_caps(net, planes, QUANTILE)
     caps = {name: m for name, m in capped.named_modules() if isinstance(m, ActivationCap)}
@@ -65,14 +68,14 @@ def test_caps_bound_what_int8_quantizes_and_clip_little() -> None:
     # quantile bounds: each tensor clipped in about 1 - QUANTILE of its values at either end, never more
     assert all(share <= 2.5 * (1 - QUANTILE) for share in clipped.values()), clipped
     assert all(share > 0 for share in clipped.values()), clipped
-    for key, tensor in net.state_dict().items():  # the weights themselves are the bundled network's
+    for key, tensor in net.state_dict().items():  # the weights themselves are v11's
         torch.testing.assert_close(capped.state_dict()[key], tensor, msg=key)
 
 
 def test_capped_file_round_trips(capped_file: Path) -> None:
     loaded = build_network(read_weights(capped_file))
     assert isinstance(loaded, SEResNet) and loaded.capped and loaded.shape.capped
-    assert not bundled().capped
+    assert not uncapped().capped
     state = torch.load(capped_file, weights_only=True)
     assert float(state["blocks.5.cap3.high"]) > 0 and float(state["blocks.5.cap2.low"]) < 0
     evaluator = engine.load_model(capped_file, "fp32")
@@ -82,9 +85,8 @@ def test_capped_file_round_trips(capped_file: Path) -> None:
 @pytest.mark.parametrize(("fmt", "max_kl", "min_top1"), [("onnx", 0.0015, 0.95), ("torchscript", 0.0012, 0.955)])
 def test_capped_network_quantizes_closer_to_fp32(capped_file: Path, tmp_path: Path, fmt: str, max_kl: float,
                                                  min_top1: float) -> None:
-    """Bounds measured on the bundled v11 capped at the 0.9995 quantile (ONNX KL 0.0010, top-1 95.5%;
-    TorchScript 0.0008, 96.4%); the uncapped v11's files have KL 0.0027-0.0029 and top-1 93-94%
-    (``test_default_model``)."""
+    """Bounds measured on v11 capped at the 0.9995 quantile (ONNX KL 0.0010, top-1 95.5%; TorchScript 0.0008,
+    96.4%); v11's own int8 files, uncapped, have KL 0.0027-0.0029 and top-1 93-94%."""
     output = tmp_path / ("int8.onnx" if fmt == "onnx" else "int8.pt")
     report_path = tmp_path / "report.json"
     out = subprocess.run(["azengine", "quantize", "--model", str(capped_file), "--type", "static", "--format", fmt,
@@ -113,13 +115,13 @@ def _on_grid(weight: torch.Tensor) -> bool:
 
 
 def test_int8_grid_weights_compute_and_save_rounded() -> None:
-    net = bundled()
+    net = uncapped()
     assert not _on_grid(net.blocks[0].conv1.weight.detach())
     add_int8_grid(net).eval()
     layers = int8_grid_layers(net)
     assert "input.conv1" not in layers and "policy.conv2" not in layers and "value.fc2" in layers
     saved = plain_state_dict(net)
-    assert set(saved) == set(bundled().state_dict())
+    assert set(saved) == set(uncapped().state_dict())
     assert all(_on_grid(saved[f"{name}.weight"]) for name in layers)
     plain = SEResNet(net.num_blocks, net.num_filters, net.se_channels)
     plain.load_state_dict(saved)
@@ -138,7 +140,7 @@ def test_training_keeps_caps_and_grid(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     try:
         train.train(train.parse_args(["--data", str(shards), "--out", str(tmp_path / "run"), "--init",
-                                      str(engine.default_model_path()), "--activation-caps", str(QUANTILE),
+                                      str(TRAINED_SERESNET_UNCAPPED), "--activation-caps", str(QUANTILE),
                                       "--int8-grid", "--epochs", "1", "--batch-size", "10", "--lr", "1e-4",
                                       "--val-fraction", "0", "--threads", "1", "--no-progress"]))
     finally:
@@ -146,9 +148,18 @@ def test_training_keeps_caps_and_grid(tmp_path: Path) -> None:
     tuned = build_network(read_weights(tmp_path / "run" / "model.pt"))
     assert isinstance(tuned, SEResNet) and tuned.capped
     assert all(_on_grid(tuned.get_submodule(name).weight.detach()) for name in int8_grid_layers(tuned))
+    start = uncapped().state_dict()  # BatchNorm statistics, which the caps were measured with, stay fixed
+    assert all(torch.equal(tensor, start[key]) for key, tensor in tuned.state_dict().items() if "running_" in key)
     evaluator = engine.load_model(tmp_path / "run" / "model.pt", "fp32")
     logits, wdl = evaluator.evaluate_wdl(encode_for(evaluator, heldout_positions(8)))
     assert np.isfinite(logits).all() and np.allclose(wdl.sum(axis=1), 1, atol=1e-5)
 
+
+def test_cap_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Caps need a trained network to measure (--init) and a quantile above the median."""
     with pytest.raises(SystemExit):
-        train.parse_args(["--data", str(shards), "--activation-caps", "0.9995"])  # caps need --init
+        train.parse_args(["--data", str(tmp_path), "--activation-caps", "0.9995"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", str(tmp_path), "--init", str(TRAINED_SERESNET_UNCAPPED),
+                          "--activation-caps", "0.3"])
+    assert "quantile must be in (0.5, 1], not 0.3" in capsys.readouterr().err

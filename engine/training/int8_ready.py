@@ -12,6 +12,9 @@ per-channel int8 weights. A fine-tune can take both out of the gap:
   rounded to their per-output-channel int8 grid (straight-through gradients), and
   :func:`plain_state_dict` saves them rounded, so that int8 reproduces them exactly. BatchNorm folding
   scales each output channel, which keeps a per-channel grid a grid.
+
+While fine-tuning for int8 the BatchNorm statistics stay fixed (:func:`freeze_batchnorm`), so the caps keep
+bounding the tensors they were measured on.
 """
 
 from __future__ import annotations
@@ -29,11 +32,28 @@ INT8_WEIGHT_MAX = 127
 CAP_SAMPLES = 1_000_000
 
 
+def check_cap_quantile(quantile: float) -> None:
+    """Raise ValueError unless ``quantile`` can bound a cap: above the median, at most 1."""
+    if not 0.5 < quantile <= 1.0:
+        raise ValueError(f"the activation-cap quantile must be in (0.5, 1], not {quantile}")
+
+
+def freeze_batchnorm(net: nn.Module) -> None:
+    """Keep every BatchNorm layer of ``net`` in inference mode whatever ``net.train()`` sets: its running
+    statistics, which the caps were measured with, stay fixed while its scale and shift still train."""
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(_inference_mode)
+
+
+def _inference_mode(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    module.train(False)
+
+
 def with_activation_caps(net: SEResNet, planes: np.ndarray, quantile: float) -> SEResNet:
     """A capped copy of ``net`` (same weights): each cap's bounds are the ``1 - quantile`` and ``quantile``
     quantiles of the tensor it clamps, over ``planes`` (the lower bound 0 for a ReLU's output)."""
-    if not 0.5 < quantile <= 1.0:
-        raise ValueError(f"the cap quantile must be in (0.5, 1], not {quantile}")
+    check_cap_quantile(quantile)
     capped = SEResNet(net.num_blocks, net.num_filters, net.se_channels, capped=True)
     capped.load_state_dict(net.state_dict(), strict=False)
     capped.eval()

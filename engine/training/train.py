@@ -44,7 +44,7 @@ from ..nets.torch_files import build_network
 from ..quant.calibration import builtin_calibration_planes
 from .dataset import Dataset, MissingWdlError, legal_table, load_dataset
 from .evaluation import evaluate, network_outputs, policy_loss, value_loss
-from .int8_ready import add_int8_grid, plain_state_dict, with_activation_caps
+from .int8_ready import add_int8_grid, check_cap_quantile, freeze_batchnorm, plain_state_dict, with_activation_caps
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm, interrupts_deferred
 from .warmstart import seresnet_from_alphazero
@@ -108,8 +108,8 @@ class TrainConfig:
             raise ValueError("--activation-caps and --int8-grid apply to the seresnet family")
         if self.activation_caps is not None and self.init is None:
             raise ValueError("--activation-caps measures the caps on a trained network: give it with --init")
-        if self.activation_caps is not None and not 0.5 < self.activation_caps <= 1.0:
-            raise ValueError(f"--activation-caps is a quantile in (0.5, 1], not {self.activation_caps}")
+        if self.activation_caps is not None:
+            check_cap_quantile(self.activation_caps)
 
 
 #: Default values of the run keys, for checkpoints written before a key existed.
@@ -225,6 +225,8 @@ def train(args: TrainConfig) -> dict[str, Any]:
                      args.activation_caps)
         if args.int8_grid:
             add_int8_grid(model)
+        if args.activation_caps is not None or args.int8_grid:
+            freeze_batchnorm(model)
     t0 = time.perf_counter()
     try:
         train_set, val_set = load_dataset(shards, args.val_fraction, args.policy_temperature_cp, args.result_weight,
@@ -358,9 +360,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="weight of the game result in the value target (the rest is Stockfish's WDL)")
     parser.add_argument("--activation-caps", type=float, default=None, metavar="QUANTILE",
                         help="seresnet, with --init: clamp every tensor int8 quantizes at this quantile of its "
-                             "values over the built-in calibration positions (e.g. 0.9995), in fp32 too")
+                             "values over the built-in calibration positions (e.g. 0.9995), in fp32 too; BatchNorm "
+                             "statistics stay fixed")
     parser.add_argument("--int8-grid", action="store_true",
-                        help="seresnet: train and save the weights ONNX int8 rounds on their per-channel int8 grid")
+                        help="seresnet: train and save the weights ONNX int8 rounds on their per-channel int8 grid "
+                             "(BatchNorm statistics stay fixed)")
     parser.add_argument("--max-positions", type=int, default=None, help="use only the first N positions")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--bf16", action="store_true",
