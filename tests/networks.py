@@ -38,7 +38,7 @@ def _save_with_moved_batchnorm(net: torch.nn.Module, path: Path) -> Path:
 #: the quantization recipes on real weights (their bounds were measured on it).
 TRAINED_ALPHAZERO = Path(__file__).resolve().parent / "data" / "alphazero_v7_6x64.pt"
 
-#: v11, the bundled network before v12: a trained ``seresnet`` network without activation caps, for the tests
+#: v11, the bundled network before v13: a trained ``seresnet`` network without activation caps, for the tests
 #: that cap a trained network (``test_int8_ready``; their bounds were measured on it).
 TRAINED_SERESNET_UNCAPPED = Path(__file__).resolve().parent / "data" / "seresnet_v11_6x64.pt"
 
