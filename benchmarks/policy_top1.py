@@ -23,8 +23,9 @@ import chess.engine
 import numpy as np
 
 from benchmarks.common import searched_moves
-from engine.encoding import encode_batch
 from engine.files import atomic_write
+from engine.inputs import encode_for_format
+from engine.interface import input_format_of
 from engine.loader import load_model
 from engine.priors import legal_move_indices
 from engine.quant.accuracy import evaluate_all
@@ -66,11 +67,14 @@ def read_labels(path: Path) -> list[tuple[chess.Board, chess.Move, int]]:
 
 
 def raw_policy_moves(model: str, boards: list[chess.Board]) -> list[chess.Move]:
-    """The best legal move of the model's raw policy in each position (fp32 unless the file is int8)."""
-    logits, _ = evaluate_all(load_model(model, threads=1), encode_batch(boards))
+    """The best legal move of the model's raw policy in each position (fp32 unless the file is int8), from the
+    planes its input format takes (azengine's 16 or lc0's 112)."""
+    evaluator = load_model(model, threads=1)
+    input_format = input_format_of(evaluator)
+    logits, _ = evaluate_all(evaluator, encode_for_format(input_format, boards))
     moves = []
     for row, board in zip(logits, boards, strict=True):
-        legal, indices = legal_move_indices(board)
+        legal, indices = legal_move_indices(board, input_format)
         moves.append(legal[int(np.argmax(row[indices]))])
     return moves
 
