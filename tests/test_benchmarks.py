@@ -149,3 +149,20 @@ def test_search_agreement_quick() -> None:
         "azengine_default_static_quantized.onnx", "azengine_default_static_quantized.pt", "fp32 again"]
     assert agreement["fp32 again"] == "20/20 = 100.0%"  # one thread, fixed nodes: the search is repeatable
     assert all(10 <= numbers(value)[0] <= 20 for value in agreement.values()), agreement
+
+
+def test_policy_top1_reads_each_networks_own_policy() -> None:
+    """The depth-16 benchmark scores an lc0 network in lc0's planes and move index, and ours in ours: both find
+    Stockfish's move far more often than a wrong index would (about one legal move in 30)."""
+    maia = maia_path("maia-1900")
+    if maia is None:
+        pytest.skip("shared/nets/maia-1900.pb.gz is not here")
+    from benchmarks.policy_top1 import labels_path, raw_policy_moves, read_labels
+
+    labelled = read_labels(labels_path(16))[:100]
+    boards = [board for board, _, _ in labelled]
+    for model in (maia, ROOT / "engine" / "models" / "azengine_default.pt"):
+        moves = raw_policy_moves(str(model), boards)
+        assert all(move in board.legal_moves for move, board in zip(moves, boards, strict=True))
+        same = sum(move == best for move, (_, best, _) in zip(moves, labelled, strict=True))
+        assert same >= 25, f"{model.name}: Stockfish's depth-16 move in only {same} of 100 positions"
