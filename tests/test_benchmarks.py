@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.policy_top1 import labels_path, raw_policy_moves, read_labels
 from tests.lc0_tools import BUILD_HINT, lc0_binary, maia_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,8 +158,6 @@ def test_policy_top1_reads_each_networks_own_policy() -> None:
     maia = maia_path("maia-1900")
     if maia is None:
         pytest.skip("shared/nets/maia-1900.pb.gz is not here")
-    from benchmarks.policy_top1 import labels_path, raw_policy_moves, read_labels
-
     labelled = read_labels(labels_path(16))[:100]
     boards = [board for board, _, _ in labelled]
     for model in (maia, ROOT / "engine" / "models" / "azengine_default.pt"):
