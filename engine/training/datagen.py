@@ -13,8 +13,8 @@ moves by a softmax over centipawns, so that games differ):
 * result: the game's result for the side to move (games are adjudicated once Stockfish's win
   probability stays above a threshold).
 
-One Stockfish process per worker; each worker writes its own shards atomically. Rerunning continues
-until the shards in ``--out`` hold ``--positions`` positions.
+One Stockfish process per worker, driven over raw UCI lines (``stockfish_uci``); each worker writes its
+own shards atomically. Rerunning continues until the shards in ``--out`` hold ``--positions`` positions.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from tqdm import tqdm
 from ..encoding import bitboard_row, move_to_index
 from .openings import find_stockfish, read_opening_lines
 from .shards import count_positions, list_shards, write_shard
+from .stockfish_uci import StockfishLabeller
 from .stopping import interrupt_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -133,15 +134,13 @@ def finished(board: chess.Board) -> bool:
 
 
 def play_game(
-    engine: chess.engine.SimpleEngine, opening: list[chess.Move], cfg: GenConfig, rng: random.Random,
-    seen: set[int],
+    engine: StockfishLabeller, opening: list[chess.Move], cfg: GenConfig, rng: random.Random, seen: set[int],
 ) -> Game:
     """Play one game from ``opening`` and label its positions; ``seen`` holds the keys of early positions
     already stored by this worker (it is updated)."""
     game = Game()
     board = chess.Board()
-    game_id = object()  # a new object per game makes python-chess send ucinewgame
-    limit = chess.engine.Limit(nodes=cfg.nodes)
+    engine.new_game()
     streak = 0  # plies in a row with |value| above the adjudication threshold, signed for white
 
     def fresh(b: chess.Board) -> bool:
@@ -155,12 +154,12 @@ def play_game(
 
     for move in opening:  # the opening line: label positions this worker has not stored yet
         if fresh(board):
-            infos = engine.analyse(board, limit, multipv=cfg.multipv, game=game_id)
+            infos = engine.analyse(board, cfg.nodes)
             if (sample := label(board, infos, cfg.multipv)) is not None:
                 game.samples.append(sample)
         board.push(move)
     while not finished(board) and board.ply() < cfg.max_plies:
-        infos = engine.analyse(board, limit, multipv=cfg.multipv, game=game_id)
+        infos = engine.analyse(board, cfg.nodes)
         sample = label(board, infos, cfg.multipv)
         if sample is None:
             board.push(rng.choice(list(board.legal_moves)))
@@ -224,8 +223,7 @@ def worker(index: int, quota: int, out: Path, prefix: str, cfg: GenConfig, seed:
 
     interrupt_on_sigterm()
     try:
-        with chess.engine.SimpleEngine.popen_uci(cfg.stockfish or find_stockfish()) as engine:
-            engine.configure({"Threads": 1, "Hash": cfg.hash_mb, "UCI_ShowWDL": True})
+        with StockfishLabeller(cfg.stockfish or find_stockfish(), cfg.hash_mb, cfg.multipv) as engine:
             while written + len(samples) < quota:
                 game = play_game(engine, rng.choice(openings), cfg, rng, seen)
                 new = game.samples[: quota - written - len(samples)]
