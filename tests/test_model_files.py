@@ -30,6 +30,10 @@ from engine.quant.calibration import heldout_positions as builtin_heldout_boards
 #   static-int8:  logits max|d| 0.41,  mean|d| 0.030; values max|d| 0.23,  mean|d| 0.028; top-1 94%,
 #                 value correlation 0.987
 FP32_ATOL = 1e-4
+# fbgemm chooses its int8 kernels by batch size, so a row's int8 activations may round one step
+# differently alone than in a batch. 0.02 held on AVX-512 VNNI CPUs; on an AVX2-only EPYC, static-int8
+# row 0 of 7 differed from the row alone by up to 0.0203. Rows mixed up by a batching bug differ by ~1.
+INT8_BATCH_ROW_TOL = 5e-2
 DYNAMIC_TOL = {"logits_max": 0.1, "logits_mean": 0.015, "values_max": 0.1, "values_mean": 0.015, "top1": 0.95}
 STATIC_TOL = {"logits_max": 1.0, "logits_mean": 0.08, "values_max": 0.5, "values_mean": 0.07, "top1": 0.85,
               "value_corr": 0.95}
@@ -198,7 +202,7 @@ def test_evaluate_any_batch_size(model_dir: Path, backend: str, batch_size: int)
     assert np.all(np.isfinite(logits)) and np.all(np.abs(values) <= 1.0)
     # the rows do not depend on what else is in the batch
     single_logits, single_values = evaluator.evaluate(encode_batch(boards[:1]))
-    tol = FP32_ATOL if backend == "fp32" else 2e-2
+    tol = FP32_ATOL if backend == "fp32" else INT8_BATCH_ROW_TOL
     np.testing.assert_allclose(logits[0], single_logits[0], atol=tol)
     np.testing.assert_allclose(values[0], single_values[0], atol=tol)
 
