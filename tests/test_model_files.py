@@ -35,7 +35,9 @@ FP32_ATOL = 1e-4
 # row 0 of 7 differed from the row alone by up to 0.0203. Rows mixed up by a batching bug differ by ~1.
 INT8_BATCH_ROW_TOL = 5e-2
 DYNAMIC_TOL = {"logits_max": 0.1, "logits_mean": 0.015, "values_max": 0.1, "values_mean": 0.015, "top1": 0.95}
-STATIC_TOL = {"logits_max": 1.0, "logits_mean": 0.08, "values_max": 0.5, "values_mean": 0.07, "top1": 0.85,
+# On an AVX2-only EPYC (no VNNI) static-int8's worst value error was 0.508 (fbgemm's AVX2 int8 path differs
+# from VNNI's); values_max allows that, the mean, top-1 and correlation bounds are as measured above.
+STATIC_TOL = {"logits_max": 1.0, "logits_mean": 0.08, "values_max": 0.6, "values_mean": 0.07, "top1": 0.85,
               "value_corr": 0.95}
 
 
