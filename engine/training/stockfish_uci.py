@@ -2,7 +2,7 @@
 
 python-chess's ``SimpleEngine.analyse`` parses every ``info`` line in full, checking each move of every
 principal variation on a board, through an asyncio thread: at the generator's 3,000 nodes with MultiPV 4
-that costs more CPU than Stockfish's own search. This driver writes the UCI commands to the pipe itself
+that costs about as much CPU as Stockfish's own search. This driver writes the UCI commands to the pipe itself
 and reads back only what a label needs from the lines it keeps: for each MultiPV slot the latest score,
 WDL and first move. It returns the same ``InfoDict`` keys python-chess does (``multipv``, ``score``,
 ``wdl``, ``pv`` with the first move only), so the labelling code takes either.
