@@ -351,3 +351,37 @@ def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_pat
                                                 "--tower-from", str(tmp_path / "run" / "model.pt"))))
     with pytest.raises(SystemExit):  # the tower goes into a seresnet, never an alphazero network
         train.parse_args(train_args(shard_dir, tmp_path / "x", "--tower-from", str(start)))
+
+
+def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_path: Path) -> None:
+    from engine.nets.seresnet import SEResNet
+    from engine.quant.calibration import builtin_calibration_planes
+    from engine.training.int8_ready import with_activation_caps
+
+    torch.manual_seed(11)
+    source = SEResNet(2, 8, se_channels=0)
+    for name, tensor in source.state_dict().items():
+        if tensor.is_floating_point() and "running_var" not in name:
+            tensor.normal_(0.0, 0.3)
+    source = with_activation_caps(source.eval(), builtin_calibration_planes()[:64], 0.999).eval()
+    start = tmp_path / "noSE.pt"
+    torch.save(source.state_dict(), start)
+    planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
+    grown = train.initial_network(start, add_se=True).eval()
+    assert grown.se_channels > 0 and grown.capped
+    with torch.no_grad():
+        (logits_before, wdl_before), (logits_after, wdl_after) = source(planes), grown(planes)
+    assert logits_before.abs().max() > 0.1
+    torch.testing.assert_close(logits_after, logits_before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(wdl_after, wdl_before, rtol=1e-5, atol=1e-5)
+
+    run = tmp_path / "run"
+    flags = ["--init", str(start), "--se", "--int8-grid", "--epochs", "1", "--batch-size", "10", "--val-fraction", "0"]
+    train.train(train.parse_args(train_args(shard_dir, run, *flags)))
+    trained = engine.load_model(run / "model.pt")
+    assert (trained.info.family, trained.info.blocks, trained.info.filters) == ("seresnet", 2, 8)
+    assert "blocks.0.se.fc2.weight" in torch.load(run / "model.pt", weights_only=True)
+    alphazero = tmp_path / "az.pt"
+    torch.save(engine.AlphaZeroNet(2, 8).state_dict(), alphazero)
+    with pytest.raises(SystemExit, match="only seresnet"):
+        train.initial_network(alphazero, add_se=True)

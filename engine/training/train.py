@@ -47,7 +47,7 @@ from .evaluation import evaluate, network_outputs, policy_loss, value_loss
 from .int8_ready import add_int8_grid, check_cap_quantile, freeze_batchnorm, plain_state_dict, with_activation_caps
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm, interrupts_deferred
-from .warmstart import seresnet_from_alphazero
+from .warmstart import seresnet_from_alphazero, with_squeeze_excitation
 
 __all__ = ["Dataset", "TrainConfig", "benchmark", "evaluate", "legal_table", "load_dataset", "policy_loss",
            "train", "train_step"]
@@ -100,7 +100,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown network family {self.family!r}; expected one of {', '.join(FAMILIES)}")
-        if self.se and self.family != "seresnet":
+        if self.se and self.family != "seresnet" and self.init is None:
             raise ValueError("squeeze-excitation (se) is a seresnet option; the alphazero family has none")
         if self.tower_from is not None and (self.family != "seresnet" or self.init is not None):
             raise ValueError("--tower-from starts a seresnet network (--family seresnet) and excludes --init")
@@ -144,11 +144,17 @@ def _read_network(path: Path, flag: str) -> AlphaZeroNet | SEResNet:
         raise SystemExit(f"{flag}: {exc}") from None
 
 
-def initial_network(path: Path) -> AlphaZeroNet | SEResNet:
+def initial_network(path: Path, add_se: bool = False) -> AlphaZeroNet | SEResNet:
     """The fp32 network of a model file to start training from (``--init``); its family and size win over
-    --family/--blocks/--filters/--se."""
+    --family/--blocks/--filters. ``add_se`` (``--se``) gives a seresnet network without squeeze-excitation a
+    neutral one in every block (:func:`with_squeeze_excitation`)."""
     net = _read_network(path, "--init")
     log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
+    if add_se and isinstance(net, SEResNet) and not net.se_channels:
+        log.info("adding squeeze-excitation to every block, starting neutral")
+        return with_squeeze_excitation(net)
+    if add_se and not getattr(net, "se_channels", 0):
+        raise SystemExit(f"--se with --init: {path} is a {net.family} network; only seresnet can gain an SE")
     return net
 
 
@@ -208,7 +214,7 @@ def train(args: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(args.seed)
 
     if args.init is not None and ckpt is None:
-        model = initial_network(Path(args.init))
+        model = initial_network(Path(args.init), args.se)
         args = dataclasses.replace(args, family=model.family, blocks=model.num_blocks, filters=model.num_filters,
                                    se=bool(getattr(model, "se_channels", 0)))
     elif args.tower_from is not None and ckpt is None:
@@ -343,7 +349,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--filters", type=int, default=d["filters"])
     parser.add_argument("--init", default=None,
                         help="start from the weights of this fp32 model file (fine-tuning; a fresh optimizer "
-                             "and schedule); its family and size override --family/--blocks/--filters/--se")
+                             "and schedule); its family and size override --family/--blocks/--filters; with --se, a "
+                             "seresnet file without squeeze-excitation gains one per block, starting neutral")
     parser.add_argument("--tower-from", default=None,
                         help="seresnet: start the residual tower from this alphazero model file's (its size "
                              "wins over --blocks/--filters); the heads start fresh")

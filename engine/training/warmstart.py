@@ -1,4 +1,5 @@
-"""Start a ``seresnet`` network from the residual tower of a trained ``alphazero`` network.
+"""Start a ``seresnet`` network from a trained network: the residual tower of an ``alphazero`` network, or a
+whole ``seresnet`` network without squeeze-excitation that gains it.
 
 Both families share the tower: an input 3x3 convolution from the 16 planes and residual blocks of two 3x3
 convolutions with batch norm. The alphazero convolutions carry a bias that the seresnet ones do not;
@@ -6,7 +7,8 @@ since each is followed by a batch norm, the bias folds exactly into the norm's r
 squeeze-excitation, the SE's second layer starts at zero (it learns from the first step, and the first
 layer after it), so its gate is ``sigmoid(0) = 1/2`` and its bias 0; the block's second batch norm is
 doubled to make up for the gate, and the new tower computes what the old one did. The policy and WDL
-heads have no counterpart and start fresh.
+heads have no counterpart and start fresh. A ``seresnet`` network without SE keeps everything, heads and
+activation caps included, and gains an SE per block set up the same way, so it starts as the same function.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nets.alphazero import AlphaZeroNet
-from ..nets.seresnet import SEResNet
+from ..nets.seresnet import SEResidualBlock, SEResNet
 
 
 @torch.no_grad()
@@ -41,11 +43,35 @@ def seresnet_from_alphazero(source: AlphaZeroNet, se_channels: int | None) -> SE
     _copy_conv_bn(source.convBlock1.conv1, source.convBlock1.bn1, net.input.conv1, net.input.bn1)
     for old, new in zip(source.residualBlocks, net.blocks, strict=True):
         _copy_conv_bn(old.conv1, old.bn1, new.conv1, new.bn1)
-        gate_compensation = 2.0 if new.se is not None else 1.0
-        _copy_conv_bn(old.conv2, old.bn2, new.conv2, new.bn2, scale=gate_compensation)
-        if new.se is not None:
-            nn.init.zeros_(new.se.fc2.weight)
-            nn.init.zeros_(new.se.fc2.bias)
+        _copy_conv_bn(old.conv2, old.bn2, new.conv2, new.bn2)
+        _neutral_squeeze_excitation(new)
+    return net
+
+
+@torch.no_grad()
+def _neutral_squeeze_excitation(block: SEResidualBlock) -> None:
+    """Start ``block``'s SE (if any) at a constant gate of 1/2 and bias 0, and double the batch norm before it,
+    so the block computes what it did without the SE."""
+    if block.se is None:
+        return
+    nn.init.zeros_(block.se.fc2.weight)
+    nn.init.zeros_(block.se.fc2.bias)
+    block.bn2.weight.mul_(2.0)
+    block.bn2.bias.mul_(2.0)
+
+
+@torch.no_grad()
+def with_squeeze_excitation(source: SEResNet, se_channels: int | None = None) -> SEResNet:
+    """``source`` (a ``seresnet`` network without SE) with a squeeze-excitation in every block that starts
+    neutral: the new network computes what ``source`` does. ``se_channels`` ``None``: the family's default width."""
+    if source.se_channels:
+        raise ValueError("the network already has squeeze-excitation")
+    net = SEResNet(source.num_blocks, source.num_filters, se_channels, capped=source.capped)
+    missing, unexpected = net.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(".se." not in key for key in missing):
+        raise ValueError(f"not a seresnet network of the same size: missing {missing}, unexpected {unexpected}")
+    for block in net.blocks:
+        _neutral_squeeze_excitation(block)
     return net
 
 
