@@ -21,15 +21,14 @@ from ..nets.seresnet import SEResidualBlock, SEResNet
 
 
 @torch.no_grad()
-def _copy_conv_bn(conv_from: nn.Conv2d, bn_from: nn.BatchNorm2d, conv_to: nn.Conv2d, bn_to: nn.BatchNorm2d,
-                  scale: float = 1.0) -> None:
-    """Copy a biased conv + BN into a bias-free conv + BN computing ``scale`` times the same output."""
+def _copy_conv_bn(conv_from: nn.Conv2d, bn_from: nn.BatchNorm2d, conv_to: nn.Conv2d, bn_to: nn.BatchNorm2d) -> None:
+    """Copy a biased conv + BN into a bias-free conv + BN computing the same output."""
     conv_to.weight.copy_(conv_from.weight)
     bias = conv_from.bias if conv_from.bias is not None else torch.zeros_like(bn_from.running_mean)
     bn_to.running_mean.copy_(bn_from.running_mean - bias)
     bn_to.running_var.copy_(bn_from.running_var)
-    bn_to.weight.copy_(bn_from.weight * scale)
-    bn_to.bias.copy_(bn_from.bias * scale)
+    bn_to.weight.copy_(bn_from.weight)
+    bn_to.bias.copy_(bn_from.bias)
     bn_to.eps = bn_from.eps
 
 
