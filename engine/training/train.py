@@ -150,11 +150,11 @@ def initial_network(path: Path, add_se: bool = False) -> AlphaZeroNet | SEResNet
     neutral one in every block (:func:`with_squeeze_excitation`)."""
     net = _read_network(path, "--init")
     log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
-    if add_se and isinstance(net, SEResNet) and not net.se_channels:
+    if add_se and not getattr(net, "se_channels", 0):
+        if not isinstance(net, SEResNet):
+            raise SystemExit(f"--se with --init: {path} is a {net.family} network; only seresnet can gain an SE")
         log.info("adding squeeze-excitation to every block, starting neutral")
         return with_squeeze_excitation(net)
-    if add_se and not getattr(net, "se_channels", 0):
-        raise SystemExit(f"--se with --init: {path} is a {net.family} network; only seresnet can gain an SE")
     return net
 
 
