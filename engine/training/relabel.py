@@ -128,17 +128,18 @@ def label_chunk(engine: StockfishLabeller, positions: list[Position], cfg: GenCo
     return samples, game_ids
 
 
-def worker(index: int, workers: int, chunks: list[list[Position]], out: Path, cfg: GenConfig) -> None:
-    """Label the chunks ``index``, ``index + workers``, ... whose shard is not on disk yet."""
+def worker(chunks: dict[int, list[Position]], out: Path, cfg: GenConfig) -> None:
+    """Label ``chunks`` (chunk number -> its positions), one shard each (none for a chunk in which no
+    position got a line, which a rerun tries again)."""
     interrupt_on_sigterm()
     try:
         with StockfishLabeller(cfg.stockfish or find_stockfish(), cfg.hash_mb, cfg.multipv) as engine:
-            for number in range(index, len(chunks), workers):
-                if chunk_path(out, number).exists():
-                    continue
-                samples, game_ids = label_chunk(engine, chunks[number], cfg)
+            for number, positions in sorted(chunks.items()):
+                samples, game_ids = label_chunk(engine, positions, cfg)
                 if samples:
                     write_shard(chunk_path(out, number), to_arrays(samples, game_ids))
+                else:
+                    log.warning("chunk %d: Stockfish gave no line for any of its positions", number)
     except KeyboardInterrupt:
         pass  # stopped: the finished shards stay, the chunk in hand is labelled again next run
 
@@ -149,11 +150,12 @@ def relabel(pgn: list[Path], out: Path, workers: int, cfg: GenConfig, limit: int
     positions = list(game_positions(pgn_files(pgn), excluded_keys()))[:limit]
     chunks = [positions[i:i + cfg.shard_size] for i in range(0, len(positions), cfg.shard_size)]
     out.mkdir(parents=True, exist_ok=True)
-    todo = sum(not chunk_path(out, n).exists() for n in range(len(chunks)))
+    todo = [n for n in range(len(chunks)) if not chunk_path(out, n).exists()]
     log.info("%d positions in %d chunks, %d to label into %s with %d workers (%d nodes)",
-             len(positions), len(chunks), todo, out, workers, cfg.nodes)
+             len(positions), len(chunks), len(todo), out, workers, cfg.nodes)
+    shares = [{n: chunks[n] for n in todo[i::workers]} for i in range(workers)]  # each worker gets its own
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker, args=(i, workers, chunks, out, cfg), daemon=True) for i in range(workers)]
+    procs = [ctx.Process(target=worker, args=(share, out, cfg), daemon=True) for share in shares if share]
     for proc in procs:
         proc.start()
     try:
