@@ -385,3 +385,40 @@ def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_pat
     torch.save(engine.AlphaZeroNet(2, 8).state_dict(), alphazero)
     with pytest.raises(SystemExit, match="only seresnet"):
         train.initial_network(alphazero, add_se=True)
+
+
+def test_grow_blocks_starts_as_the_same_function_and_trains(shard_dir: Path, tmp_path: Path) -> None:
+    from engine.nets.seresnet import SEResNet
+    from engine.quant.calibration import builtin_calibration_planes
+    from engine.training.int8_ready import with_activation_caps
+
+    torch.manual_seed(13)
+    source = SEResNet(2, 8, se_channels=4)
+    for name, tensor in source.state_dict().items():
+        if tensor.is_floating_point() and "running_var" not in name:
+            tensor.normal_(0.0, 0.3)
+    source = with_activation_caps(source.eval(), builtin_calibration_planes()[:64], 0.999).eval()
+    start = tmp_path / "two.pt"
+    torch.save(source.state_dict(), start)
+    planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
+    grown = train.initial_network(start, blocks=4).eval()
+    assert (grown.num_blocks, grown.se_channels, grown.capped) == (4, 4, True)
+    assert float(grown.blocks[3].cap3.high) == float(source.blocks[1].cap3.high)
+    with torch.no_grad():
+        (logits_before, wdl_before), (logits_after, wdl_after) = source(planes), grown(planes)
+    assert logits_before.abs().max() > 0.1
+    torch.testing.assert_close(logits_after, logits_before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(wdl_after, wdl_before, rtol=1e-5, atol=1e-5)
+
+    run = tmp_path / "run"
+    flags = ["--init", str(start), "--grow-blocks", "4", "--activation-caps", "0.999", "--int8-grid", "--epochs", "1",
+             "--batch-size", "10", "--val-fraction", "0"]
+    train.train(train.parse_args(train_args(shard_dir, run, *flags)))
+    trained = engine.load_model(run / "model.pt")
+    assert (trained.info.family, trained.info.blocks, trained.info.filters) == ("seresnet", 4, 8)
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert state["blocks.3.bn2.weight"].abs().max() > 0  # the new blocks learn
+    with pytest.raises(SystemExit, match="already has 2 blocks"):
+        train.initial_network(start, blocks=2)
+    with pytest.raises(SystemExit):
+        train.parse_args(train_args(shard_dir, tmp_path / "x", "--grow-blocks", "8"))

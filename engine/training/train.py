@@ -47,7 +47,7 @@ from .evaluation import evaluate, network_outputs, policy_loss, value_loss
 from .int8_ready import add_int8_grid, check_cap_quantile, freeze_batchnorm, plain_state_dict, with_activation_caps
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm, interrupts_deferred
-from .warmstart import seresnet_from_alphazero, with_squeeze_excitation
+from .warmstart import seresnet_from_alphazero, with_more_blocks, with_squeeze_excitation
 
 __all__ = ["Dataset", "TrainConfig", "benchmark", "evaluate", "legal_table", "load_dataset", "policy_loss",
            "train", "train_step"]
@@ -62,7 +62,7 @@ VALIDATION_FRACTION = 0.02
 #: Arguments that define a run; on resume the checkpoint's values win over the command line's.
 RUN_KEYS = ("family", "se", "blocks", "filters", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup",
             "val_fraction", "policy_temperature_cp", "result_weight", "seed", "max_positions", "init",
-            "tower_from", "activation_caps", "int8_grid")
+            "tower_from", "grow_blocks", "activation_caps", "int8_grid")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class TrainConfig:
     filters: int = 64
     init: str | None = None
     tower_from: str | None = None
+    grow_blocks: int | None = None
     epochs: int = 10
     batch_size: int = 512
     optimizer: str = "adamw"
@@ -106,6 +107,8 @@ class TrainConfig:
             raise ValueError("--tower-from starts a seresnet network (--family seresnet) and excludes --init")
         if (self.activation_caps is not None or self.int8_grid) and self.family != "seresnet" and self.init is None:
             raise ValueError("--activation-caps and --int8-grid apply to the seresnet family")
+        if self.grow_blocks is not None and self.init is None:
+            raise ValueError("--grow-blocks deepens the network of --init: give it with --init")
         if self.activation_caps is not None and self.init is None:
             raise ValueError("--activation-caps measures the caps on a trained network: give it with --init")
         if self.activation_caps is not None:
@@ -144,17 +147,24 @@ def _read_network(path: Path, flag: str) -> AlphaZeroNet | SEResNet:
         raise SystemExit(f"{flag}: {exc}") from None
 
 
-def initial_network(path: Path, add_se: bool = False) -> AlphaZeroNet | SEResNet:
+def initial_network(path: Path, add_se: bool = False, blocks: int | None = None) -> AlphaZeroNet | SEResNet:
     """The fp32 network of a model file to start training from (``--init``); its family and size win over
     --family/--blocks/--filters. ``add_se`` (``--se``) gives a seresnet network without squeeze-excitation a
-    neutral one in every block (:func:`with_squeeze_excitation`)."""
+    neutral one in every block (:func:`with_squeeze_excitation`); ``blocks`` (``--grow-blocks``) appends
+    residual blocks that start as identities (:func:`with_more_blocks`)."""
     net = _read_network(path, "--init")
     log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
-    if add_se and not getattr(net, "se_channels", 0):
-        if not isinstance(net, SEResNet):
-            raise SystemExit(f"--se with --init: {path} is a {net.family} network; only seresnet can gain an SE")
+    if (add_se or blocks is not None) and not isinstance(net, SEResNet):
+        raise SystemExit(f"--se or --grow-blocks with --init: {path} is a {net.family} network; only seresnet "
+                         "can gain an SE or blocks")
+    if add_se and not net.se_channels:
         log.info("adding squeeze-excitation to every block, starting neutral")
-        return with_squeeze_excitation(net)
+        net = with_squeeze_excitation(net)
+    if blocks is not None:
+        if blocks <= net.num_blocks:
+            raise SystemExit(f"--grow-blocks {blocks}: {path} already has {net.num_blocks} blocks")
+        log.info("growing to %d blocks, the new ones starting as identities", blocks)
+        net = with_more_blocks(net, blocks)
     return net
 
 
@@ -214,7 +224,7 @@ def train(args: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(args.seed)
 
     if args.init is not None and ckpt is None:
-        model = initial_network(Path(args.init), args.se)
+        model = initial_network(Path(args.init), args.se, args.grow_blocks)
         args = dataclasses.replace(args, family=model.family, blocks=model.num_blocks, filters=model.num_filters,
                                    se=bool(getattr(model, "se_channels", 0)))
     elif args.tower_from is not None and ckpt is None:
@@ -351,6 +361,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="start from the weights of this fp32 model file (fine-tuning; a fresh optimizer "
                              "and schedule); its family and size override --family/--blocks/--filters; with --se, a "
                              "seresnet file without squeeze-excitation gains one per block, starting neutral")
+    parser.add_argument("--grow-blocks", type=int, default=None, metavar="N",
+                        help="with --init (seresnet): append residual blocks up to N in all, each starting as an "
+                             "identity, so training starts from the file's function with a deeper network")
     parser.add_argument("--tower-from", default=None,
                         help="seresnet: start the residual tower from this alphazero model file's (its size "
                              "wins over --blocks/--filters); the heads start fresh")

@@ -9,6 +9,11 @@ layer after it), so its gate is ``sigmoid(0) = 1/2`` and its bias 0; the block's
 doubled to make up for the gate, and the new tower computes what the old one did. The policy and WDL
 heads have no counterpart and start fresh. A ``seresnet`` network without SE keeps everything, heads and
 activation caps included, and gains an SE per block set up the same way, so it starts as the same function.
+
+A ``seresnet`` network can also grow deeper: new residual blocks go after the last one, each with its second
+batch norm (and its SE's second layer) at zero, so it adds nothing to its input, which the ReLU before it
+already made non-negative: the deeper network starts as the same function. A capped network's new blocks
+take the caps of its last block.
 """
 
 from __future__ import annotations
@@ -71,6 +76,31 @@ def with_squeeze_excitation(source: SEResNet, se_channels: int | None = None) ->
         raise ValueError(f"not a seresnet network of the same size: missing {missing}, unexpected {unexpected}")
     for block in net.blocks:
         _neutral_squeeze_excitation(block)
+    return net
+
+
+@torch.no_grad()
+def with_more_blocks(source: SEResNet, blocks: int) -> SEResNet:
+    """``source`` (a ``seresnet`` network) with residual blocks appended up to ``blocks`` in all; the new
+    blocks start as identities, so the new network computes what ``source`` does."""
+    if blocks <= source.num_blocks:
+        raise ValueError(f"the network already has {source.num_blocks} blocks (asked for {blocks})")
+    net = SEResNet(blocks, source.num_filters, source.se_channels, capped=source.capped)
+    missing, unexpected = net.load_state_dict(source.state_dict(), strict=False)
+    new = {f"blocks.{i}." for i in range(source.num_blocks, blocks)}
+    if unexpected or any(not key.startswith(tuple(new)) for key in missing):
+        raise ValueError(f"not a seresnet network of {source.num_filters} filters: missing {missing}, "
+                         f"unexpected {unexpected}")
+    last = source.blocks[-1]
+    for block in net.blocks[source.num_blocks:]:
+        nn.init.zeros_(block.bn2.weight)
+        nn.init.zeros_(block.bn2.bias)
+        if block.se is not None:
+            nn.init.zeros_(block.se.fc2.weight)
+            nn.init.zeros_(block.se.fc2.bias)
+        if source.capped:
+            for cap in ("cap1", "cap2", "cap3"):
+                getattr(block, cap).load_state_dict(getattr(last, cap).state_dict())
     return net
 
 
