@@ -11,9 +11,12 @@ heads have no counterpart and start fresh. A ``seresnet`` network without SE kee
 activation caps included, and gains an SE per block set up the same way, so it starts as the same function.
 
 A ``seresnet`` network can also grow deeper: new residual blocks go after the last one, each with its second
-batch norm (and its SE's second layer) at zero, so it adds nothing to its input, which the ReLU before it
-already made non-negative: the deeper network starts as the same function. A capped network's new blocks
-take the caps of its last block.
+convolution (and its SE's second layer) at zero, so it adds nothing to its input, which the ReLU before it
+already made non-negative: the deeper network starts as the same function. Zeroing the convolution rather
+than the batch norm's scale matters when fine-tuning with Adam: the convolution's gradient is then of the
+usual size from the first step, where behind a zero scale every weight of the block gets gradients too
+small to move it (a 6x64 grown to 10 blocks this way learned nothing in an epoch). A capped network's new
+blocks take the caps of its last block.
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ def with_more_blocks(source: SEResNet, blocks: int) -> SEResNet:
                          f"unexpected {unexpected}")
     last = source.blocks[-1]
     for block in net.blocks[source.num_blocks:]:
-        nn.init.zeros_(block.bn2.weight)
+        nn.init.zeros_(block.conv2.weight)
         nn.init.zeros_(block.bn2.bias)
+        block.bn2.running_mean.zero_()
         if block.se is not None:
             nn.init.zeros_(block.se.fc2.weight)
             nn.init.zeros_(block.se.fc2.bias)
