@@ -353,19 +353,25 @@ def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_pat
         train.parse_args(train_args(shard_dir, tmp_path / "x", "--tower-from", str(start)))
 
 
-def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_path: Path) -> None:
+def capped_random_seresnet(path: Path, seed: int, se_channels: int) -> torch.nn.Module:
+    """A 2x8 capped seresnet with random non-default weights, saved to ``path``; returned in eval mode."""
     from engine.nets.seresnet import SEResNet
     from engine.quant.calibration import builtin_calibration_planes
     from engine.training.int8_ready import with_activation_caps
 
-    torch.manual_seed(11)
-    source = SEResNet(2, 8, se_channels=0)
+    torch.manual_seed(seed)
+    source = SEResNet(2, 8, se_channels=se_channels)
     for name, tensor in source.state_dict().items():
         if tensor.is_floating_point() and "running_var" not in name:
             tensor.normal_(0.0, 0.3)
     source = with_activation_caps(source.eval(), builtin_calibration_planes()[:64], 0.999).eval()
+    torch.save(source.state_dict(), path)
+    return source
+
+
+def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_path: Path) -> None:
     start = tmp_path / "noSE.pt"
-    torch.save(source.state_dict(), start)
+    source = capped_random_seresnet(start, seed=11, se_channels=0)
     planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
     grown = train.initial_network(start, add_se=True).eval()
     assert grown.se_channels > 0 and grown.capped
@@ -388,18 +394,8 @@ def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_pat
 
 
 def test_grow_blocks_starts_as_the_same_function_and_trains(shard_dir: Path, tmp_path: Path) -> None:
-    from engine.nets.seresnet import SEResNet
-    from engine.quant.calibration import builtin_calibration_planes
-    from engine.training.int8_ready import with_activation_caps
-
-    torch.manual_seed(13)
-    source = SEResNet(2, 8, se_channels=4)
-    for name, tensor in source.state_dict().items():
-        if tensor.is_floating_point() and "running_var" not in name:
-            tensor.normal_(0.0, 0.3)
-    source = with_activation_caps(source.eval(), builtin_calibration_planes()[:64], 0.999).eval()
     start = tmp_path / "two.pt"
-    torch.save(source.state_dict(), start)
+    source = capped_random_seresnet(start, seed=13, se_channels=4)
     planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
     grown = train.initial_network(start, blocks=4).eval()
     assert (grown.num_blocks, grown.se_channels, grown.capped) == (4, 4, True)

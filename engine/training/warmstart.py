@@ -96,9 +96,7 @@ def with_more_blocks(source: SEResNet, blocks: int) -> SEResNet:
                          f"unexpected {unexpected}")
     last = source.blocks[-1]
     for block in net.blocks[source.num_blocks:]:
-        nn.init.zeros_(block.conv2.weight)
-        nn.init.zeros_(block.bn2.bias)
-        block.bn2.running_mean.zero_()
+        nn.init.zeros_(block.conv2.weight)  # a fresh batch norm after it (shift 0, mean 0) keeps it at 0
         if block.se is not None:
             nn.init.zeros_(block.se.fc2.weight)
             nn.init.zeros_(block.se.fc2.bias)
