@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import engine
 from engine.encoding import encode_batch, index_to_move, move_to_index
-from engine.training import datagen, train
+from engine.training import datagen, train, warmstart
 from engine.training.shards import (
     KEYS,
     count_positions,
@@ -302,7 +302,7 @@ def test_seresnet_trains_on_stockfish_wdl_and_loads(shard_dir: Path, tmp_path: P
     # the WDL head learned Stockfish's win/draw/loss: closer to it than the uniform guess
     target = data["wdl"] / data["wdl"].sum(axis=1, keepdims=True)
     assert np.abs(wdl - target).mean() < np.abs(1 / 3 - target).mean()
-    metrics_val = train.evaluate(train.initial_network(out / "model.pt"),
+    metrics_val = train.evaluate(warmstart.initial_network(out / "model.pt"),
                                  train.load_dataset(list_shards(shard_dir), 1.0, 50.0, 0.0)[1])
     assert metrics_val["wdl_loss"] > 0 and 0 <= metrics_val["top1"] <= metrics_val["top1_legal"] <= 1
 
@@ -325,7 +325,6 @@ def test_seresnet_refuses_shards_without_wdl(shard_dir: Path, tmp_path: Path) ->
 
 @pytest.mark.parametrize("se", [False, True])
 def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_path: Path) -> None:
-    from engine.training.warmstart import tower_output
 
     start = tmp_path / "az.pt"
     source = engine.AlphaZeroNet(2, 8)
@@ -335,8 +334,8 @@ def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_pat
             tensor.normal_(0.0, 0.3).abs_()  # non-default weights, biases and positive BatchNorm variances
     torch.save(source.state_dict(), start)
     planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
-    started = train.network_with_tower_of(start, se).eval()
-    before, after = tower_output(source.eval(), planes), tower_output(started, planes)
+    started = warmstart.network_with_tower_of(start, se).eval()
+    before, after = warmstart.tower_output(source.eval(), planes), warmstart.tower_output(started, planes)
     assert before.abs().max() > 1.0
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
     assert (started.num_blocks, started.num_filters, bool(started.se_channels)) == (2, 8, se)
@@ -373,7 +372,7 @@ def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_pat
     start = tmp_path / "noSE.pt"
     source = capped_random_seresnet(start, seed=11, se_channels=0)
     planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
-    grown = train.initial_network(start, add_se=True).eval()
+    grown = warmstart.initial_network(start, add_se=True).eval()
     assert grown.se_channels > 0 and grown.capped
     with torch.no_grad():
         (logits_before, wdl_before), (logits_after, wdl_after) = source(planes), grown(planes)
@@ -390,14 +389,14 @@ def test_init_with_se_adds_a_neutral_squeeze_excitation(shard_dir: Path, tmp_pat
     alphazero = tmp_path / "az.pt"
     torch.save(engine.AlphaZeroNet(2, 8).state_dict(), alphazero)
     with pytest.raises(SystemExit, match="only seresnet"):
-        train.initial_network(alphazero, add_se=True)
+        warmstart.initial_network(alphazero, add_se=True)
 
 
 def test_grow_blocks_starts_as_the_same_function_and_trains(shard_dir: Path, tmp_path: Path) -> None:
     start = tmp_path / "two.pt"
     source = capped_random_seresnet(start, seed=13, se_channels=4)
     planes = torch.from_numpy(expand_planes(*load_shards(list_shards(shard_dir), ("bitboards", "black")).values()))
-    grown = train.initial_network(start, blocks=4).eval()
+    grown = warmstart.initial_network(start, blocks=4).eval()
     assert (grown.num_blocks, grown.se_channels, grown.capped) == (4, 4, True)
     assert float(grown.blocks[3].cap3.high) == float(source.blocks[1].cap3.high)
     with torch.no_grad():
@@ -415,6 +414,6 @@ def test_grow_blocks_starts_as_the_same_function_and_trains(shard_dir: Path, tmp
     state = torch.load(run / "model.pt", weights_only=True)
     assert state["blocks.3.conv2.weight"].abs().max() > 1e-4  # the new blocks learn (the convolution started at 0)
     with pytest.raises(SystemExit, match="already has 2 blocks"):
-        train.initial_network(start, blocks=2)
+        warmstart.initial_network(start, blocks=2)
     with pytest.raises(SystemExit):
         train.parse_args(train_args(shard_dir, tmp_path / "x", "--grow-blocks", "8"))

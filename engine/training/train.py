@@ -34,20 +34,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import ModelFileError
 from ..files import atomic_save, atomic_write
 from ..interface import DEFAULT_FAMILY, FAMILIES, WDL_FAMILIES
 from ..nets.alphazero import AlphaZeroNet
-from ..nets.files import read_weights
 from ..nets.seresnet import SEResNet
-from ..nets.torch_files import build_network
 from ..quant.calibration import builtin_calibration_planes
 from .dataset import Dataset, MissingWdlError, legal_table, load_dataset
 from .evaluation import evaluate, network_outputs, policy_loss, value_loss
 from .int8_ready import add_int8_grid, check_cap_quantile, freeze_batchnorm, plain_state_dict, with_activation_caps
 from .shards import list_shards
 from .stopping import interrupt_on_sigterm, interrupts_deferred
-from .warmstart import seresnet_from_alphazero, with_more_blocks, with_squeeze_excitation
+from .warmstart import initial_network, network_with_tower_of
 
 __all__ = ["Dataset", "TrainConfig", "benchmark", "evaluate", "legal_table", "load_dataset", "policy_loss",
            "train", "train_step"]
@@ -138,45 +135,6 @@ def make_optimizer(model: nn.Module, args: TrainConfig, total_steps: int) -> tup
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(total_steps, 2),
                                                 pct_start=args.warmup, anneal_strategy="cos", cycle_momentum=False)
     return opt, sched
-
-
-def _read_network(path: Path, flag: str) -> AlphaZeroNet | SEResNet:
-    try:
-        return build_network(read_weights(path))
-    except ModelFileError as exc:
-        raise SystemExit(f"{flag}: {exc}") from None
-
-
-def initial_network(path: Path, add_se: bool = False, blocks: int | None = None) -> AlphaZeroNet | SEResNet:
-    """The fp32 network of a model file to start training from (``--init``); its family and size win over
-    --family/--blocks/--filters. ``add_se`` (``--se``) gives a seresnet network without squeeze-excitation a
-    neutral one in every block (:func:`with_squeeze_excitation`); ``blocks`` (``--grow-blocks``) appends
-    residual blocks that start as identities (:func:`with_more_blocks`)."""
-    net = _read_network(path, "--init")
-    log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
-    if (add_se or blocks is not None) and not isinstance(net, SEResNet):
-        raise SystemExit(f"--se or --grow-blocks with --init: {path} is a {net.family} network; only seresnet "
-                         "can gain an SE or blocks")
-    if add_se and not net.se_channels:
-        log.info("adding squeeze-excitation to every block, starting neutral")
-        net = with_squeeze_excitation(net)
-    if blocks is not None:
-        if blocks <= net.num_blocks:
-            raise SystemExit(f"--grow-blocks {blocks}: {path} already has {net.num_blocks} blocks")
-        log.info("growing to %d blocks, the new ones starting as identities", blocks)
-        net = with_more_blocks(net, blocks)
-    return net
-
-
-def network_with_tower_of(path: Path, se: bool) -> SEResNet:
-    """A seresnet network whose residual tower starts as the alphazero model file's (``--tower-from``);
-    its size is the file's."""
-    source = _read_network(path, "--tower-from")
-    if not isinstance(source, AlphaZeroNet):
-        raise SystemExit(f"--tower-from: {path} is a {source.family} network; expected alphazero")
-    log.info("starting the tower from %s (alphazero %dx%d), fresh policy and WDL heads", path, source.num_blocks,
-             source.num_filters)
-    return seresnet_from_alphazero(source, None if se else 0)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Start a ``seresnet`` network from a trained network: the residual tower of an ``alphazero`` network, or a
-whole ``seresnet`` network without squeeze-excitation that gains it.
+"""Where a training run's network starts when it does not start fresh: the network of a model file
+(``--init``), possibly deeper or with squeeze-excitation, or a ``seresnet`` network whose tower is an
+``alphazero`` file's (``--tower-from``).
 
 Both families share the tower: an input 3x3 convolution from the 16 planes and residual blocks of two 3x3
 convolutions with batch norm. The alphazero convolutions carry a bias that the seresnet ones do not;
@@ -21,11 +22,19 @@ blocks take the caps of its last block.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from ..errors import ModelFileError
 from ..nets.alphazero import AlphaZeroNet
+from ..nets.files import read_weights
 from ..nets.seresnet import SEResidualBlock, SEResNet
+from ..nets.torch_files import build_network
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -104,6 +113,45 @@ def with_more_blocks(source: SEResNet, blocks: int) -> SEResNet:
             for cap in ("cap1", "cap2", "cap3"):
                 getattr(block, cap).load_state_dict(getattr(last, cap).state_dict())
     return net
+
+
+def _read_network(path: Path, flag: str) -> AlphaZeroNet | SEResNet:
+    try:
+        return build_network(read_weights(path))
+    except ModelFileError as exc:
+        raise SystemExit(f"{flag}: {exc}") from None
+
+
+def initial_network(path: Path, add_se: bool = False, blocks: int | None = None) -> AlphaZeroNet | SEResNet:
+    """The fp32 network of a model file to start training from (``--init``); its family and size win over
+    --family/--blocks/--filters. ``add_se`` (``--se``) gives a seresnet network without squeeze-excitation a
+    neutral one in every block (:func:`with_squeeze_excitation`); ``blocks`` (``--grow-blocks``) appends
+    residual blocks that start as identities (:func:`with_more_blocks`)."""
+    net = _read_network(path, "--init")
+    log.info("starting from the weights of %s (%s %dx%d)", path, net.family, net.num_blocks, net.num_filters)
+    if (add_se or blocks is not None) and not isinstance(net, SEResNet):
+        raise SystemExit(f"--se or --grow-blocks with --init: {path} is a {net.family} network; only seresnet "
+                         "can gain an SE or blocks")
+    if add_se and not net.se_channels:
+        log.info("adding squeeze-excitation to every block, starting neutral")
+        net = with_squeeze_excitation(net)
+    if blocks is not None:
+        if blocks <= net.num_blocks:
+            raise SystemExit(f"--grow-blocks {blocks}: {path} already has {net.num_blocks} blocks")
+        log.info("growing to %d blocks, the new ones starting as identities", blocks)
+        net = with_more_blocks(net, blocks)
+    return net
+
+
+def network_with_tower_of(path: Path, se: bool) -> SEResNet:
+    """A seresnet network whose residual tower starts as the alphazero model file's (``--tower-from``);
+    its size is the file's."""
+    source = _read_network(path, "--tower-from")
+    if not isinstance(source, AlphaZeroNet):
+        raise SystemExit(f"--tower-from: {path} is a {source.family} network; expected alphazero")
+    log.info("starting the tower from %s (alphazero %dx%d), fresh policy and WDL heads", path, source.num_blocks,
+             source.num_filters)
+    return seresnet_from_alphazero(source, None if se else 0)
 
 
 def tower_output(net: AlphaZeroNet | SEResNet, planes: torch.Tensor) -> torch.Tensor:
