@@ -325,7 +325,6 @@ def test_seresnet_refuses_shards_without_wdl(shard_dir: Path, tmp_path: Path) ->
 
 @pytest.mark.parametrize("se", [False, True])
 def test_tower_from_keeps_the_alphazero_tower(se: bool, shard_dir: Path, tmp_path: Path) -> None:
-
     start = tmp_path / "az.pt"
     source = engine.AlphaZeroNet(2, 8)
     torch.manual_seed(7)
